@@ -1,0 +1,1 @@
+"""rt-mp-collector: metrics from the Mixpanel Raw Event Export API, honest under failure."""
