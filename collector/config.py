@@ -1,0 +1,231 @@
+"""One typed settings object, read from the environment and validated once at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from collector.errors import ConfigError
+
+REGION_URLS = {
+    "us": "https://data.mixpanel.com/api/2.0/export",
+    "eu": "https://data-eu.mixpanel.com/api/2.0/export",
+    "in": "https://data-in.mixpanel.com/api/2.0/export",
+}
+
+T = TypeVar("T")
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log line or an f-string."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    export_url: str
+    region: str = "us"
+    service_account_username: str | None = None
+    service_account_secret: Secret | None = None
+    project_id: str | None = None
+    api_secret: Secret | None = None
+    project_timezone: str = "UTC"
+    export_deadline_seconds: float = 120.0
+    export_max_attempts: int = 4
+    export_connect_timeout_seconds: float = 10.0
+    export_read_timeout_seconds: float = 30.0
+    export_queries_per_hour: int = 60
+    export_queries_per_second: int = 3
+    export_backoff_base_seconds: float = 1.0
+    export_backoff_cap_seconds: float = 30.0
+    export_gzip: bool = True
+    export_progress_seconds: float = 10.0
+    window_minutes: int = 60
+    window_lag_minutes: int = 5
+    max_window_days: int = 7
+    log_format: str = "text"
+    log_level: str = "INFO"
+    google_cloud_project: str | None = None
+
+    @property
+    def auth_mode(self) -> str:
+        return "service_account" if self.service_account_username else "api_secret"
+
+    def secrets(self) -> list[str]:
+        """Every configured secret value, for redaction and for tests that prove none leaks."""
+        found = [s.reveal() for s in (self.service_account_secret, self.api_secret) if s]
+        return [s for s in found if s]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        return _load(os.environ if env is None else env)
+
+
+class _Reader:
+    """Reads typed values and collects every problem, so start-up reports them all at once."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def text(self, name: str) -> str | None:
+        value = self.env.get(name, "").strip()
+        return value or None
+
+    def number(
+        self,
+        name: str,
+        default: T,
+        parse: Callable[[str], T],
+        low: float,
+        high: float,
+    ) -> T:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = parse(raw)
+        except ValueError:
+            self.problems.append(f"{name}={raw!r} is not a number")
+            return default
+        if not low <= value <= high:  # type: ignore[operator]
+            self.problems.append(f"{name}={raw} is out of range: allowed {low:g} to {high:g}")
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if raw.lower() in {"0", "false", "no", "off"}:
+            return False
+        self.problems.append(f"{name}={raw!r} is not a boolean (use true or false)")
+        return default
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        raw = (self.text(name) or default).lower()
+        if raw not in allowed:
+            self.problems.append(f"{name}={raw!r} is not one of {', '.join(allowed)}")
+            return default
+        return raw
+
+
+def _load(env: Mapping[str, str]) -> Settings:
+    r = _Reader(env)
+    region = r.choice("MIXPANEL_REGION", "us", tuple(REGION_URLS))
+    export_url = r.text("MIXPANEL_EXPORT_URL") or REGION_URLS[region]
+    parsed = urlparse(export_url)
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        r.problems.append(f"MIXPANEL_EXPORT_URL={export_url!r} is not an http(s) URL")
+
+    username = r.text("MIXPANEL_SERVICE_ACCOUNT_USERNAME")
+    sa_secret = r.text("MIXPANEL_SERVICE_ACCOUNT_SECRET")
+    project_id = r.text("MIXPANEL_PROJECT_ID")
+    api_secret = r.text("MIXPANEL_API_SECRET")
+    _check_auth(r, username, sa_secret, project_id, api_secret)
+
+    tz = r.text("MIXPANEL_PROJECT_TIMEZONE") or "UTC"
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        r.problems.append(
+            f"MIXPANEL_PROJECT_TIMEZONE={tz!r} is not an IANA time zone (e.g. America/Los_Angeles)"
+        )
+
+    deadline = r.number("EXPORT_DEADLINE_SECONDS", 120.0, float, 1, 3500)
+    read_timeout = r.number("EXPORT_READ_TIMEOUT_SECONDS", 30.0, float, 0.1, 600)
+    connect_timeout = r.number("EXPORT_CONNECT_TIMEOUT_SECONDS", 10.0, float, 0.1, 120)
+    backoff_base = r.number("EXPORT_BACKOFF_BASE_SECONDS", 1.0, float, 0, 60)
+    backoff_cap = r.number("EXPORT_BACKOFF_CAP_SECONDS", 30.0, float, 0, 600)
+    if backoff_cap < backoff_base:
+        r.problems.append("EXPORT_BACKOFF_CAP_SECONDS must be at least EXPORT_BACKOFF_BASE_SECONDS")
+
+    log_format = r.choice("LOG_FORMAT", "auto", ("auto", "json", "text"))
+    if log_format == "auto":
+        # K_SERVICE is set by Cloud Run: structured JSON there, readable text on a laptop.
+        log_format = "json" if r.text("K_SERVICE") else "text"
+
+    settings = Settings(
+        export_url=export_url,
+        region=region,
+        service_account_username=username,
+        service_account_secret=Secret(sa_secret) if sa_secret else None,
+        project_id=project_id,
+        api_secret=Secret(api_secret) if api_secret else None,
+        project_timezone=tz,
+        export_deadline_seconds=deadline,
+        export_max_attempts=r.number("EXPORT_MAX_ATTEMPTS", 4, int, 1, 20),
+        export_connect_timeout_seconds=connect_timeout,
+        export_read_timeout_seconds=read_timeout,
+        export_queries_per_hour=r.number("EXPORT_QUERIES_PER_HOUR", 60, int, 1, 60),
+        export_queries_per_second=r.number("EXPORT_QUERIES_PER_SECOND", 3, int, 1, 3),
+        export_backoff_base_seconds=backoff_base,
+        export_backoff_cap_seconds=backoff_cap,
+        export_gzip=r.flag("EXPORT_GZIP", True),
+        export_progress_seconds=r.number("EXPORT_PROGRESS_SECONDS", 10.0, float, 0.1, 3600),
+        window_minutes=r.number("WINDOW_MINUTES", 60, int, 1, 60 * 24 * 31),
+        window_lag_minutes=r.number("WINDOW_LAG_MINUTES", 5, int, 0, 60 * 24),
+        max_window_days=r.number("MAX_WINDOW_DAYS", 7, int, 1, 366),
+        log_format=log_format,
+        log_level=r.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
+        google_cloud_project=r.text("GOOGLE_CLOUD_PROJECT"),
+    )
+    if r.problems:
+        raise ConfigError("invalid configuration: " + "; ".join(r.problems))
+    return settings
+
+
+def _check_auth(
+    r: _Reader,
+    username: str | None,
+    sa_secret: str | None,
+    project_id: str | None,
+    api_secret: str | None,
+) -> None:
+    sa_any = bool(username or sa_secret)
+    if sa_any and api_secret:
+        r.problems.append(
+            "both a service account (MIXPANEL_SERVICE_ACCOUNT_*) and the legacy "
+            "MIXPANEL_API_SECRET are set: unset one of them"
+        )
+    elif sa_any:
+        missing = [
+            name
+            for name, value in (
+                ("MIXPANEL_SERVICE_ACCOUNT_USERNAME", username),
+                ("MIXPANEL_SERVICE_ACCOUNT_SECRET", sa_secret),
+                ("MIXPANEL_PROJECT_ID", project_id),
+            )
+            if not value
+        ]
+        if missing:
+            r.problems.append(f"service account auth needs {', '.join(missing)}")
+    elif not api_secret:
+        r.problems.append(
+            "no Mixpanel credentials: set MIXPANEL_SERVICE_ACCOUNT_USERNAME, "
+            "MIXPANEL_SERVICE_ACCOUNT_SECRET and MIXPANEL_PROJECT_ID "
+            "(or the legacy MIXPANEL_API_SECRET)"
+        )

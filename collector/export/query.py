@@ -1,0 +1,72 @@
+"""What one Export query asks for: URL, parameters, auth and headers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from collector.config import Settings
+from collector.window import ProjectTime, Window, export_days, where_clause
+
+USER_AGENT = "rt-mp-collector/0.1"
+
+
+@dataclass(frozen=True)
+class ExportQuery:
+    window: Window
+    events: tuple[str, ...] = ()
+
+
+def request_params(query: ExportQuery, settings: Settings, now: datetime) -> dict[str, str]:
+    ptime = ProjectTime(settings.project_timezone)
+    first, last = export_days(query.window, ptime, now)
+    params = {
+        "from_date": first.isoformat(),
+        "to_date": last.isoformat(),
+        "where": where_clause(query.window, ptime),
+    }
+    if query.events:
+        params["event"] = json.dumps(list(query.events))
+    if settings.project_id:
+        params["project_id"] = settings.project_id
+    return params
+
+
+def request_auth(settings: Settings) -> tuple[str, str]:
+    if settings.service_account_username and settings.service_account_secret:
+        return settings.service_account_username, settings.service_account_secret.reveal()
+    if settings.api_secret:
+        return settings.api_secret.reveal(), ""
+    # Settings.from_env refuses this; a hand-built Settings must not fall back to anything.
+    raise ValueError("no Mixpanel credentials configured")
+
+
+def request_headers(settings: Settings) -> dict[str, str]:
+    return {
+        "Accept-Encoding": "gzip" if settings.export_gzip else "identity",
+        "User-Agent": USER_AGENT,
+    }
+
+
+REFUSAL_HINTS = {
+    400: "check the window and event parameters; 'Unable to authenticate request' means "
+    "MIXPANEL_PROJECT_ID or the credentials are wrong",
+    401: "check MIXPANEL_SERVICE_ACCOUNT_USERNAME / MIXPANEL_SERVICE_ACCOUNT_SECRET "
+    "(or MIXPANEL_API_SECRET)",
+    402: "the Mixpanel plan of this project does not include API access",
+    403: "give the service account access to the project named by MIXPANEL_PROJECT_ID",
+    404: "check MIXPANEL_EXPORT_URL and MIXPANEL_REGION",
+}
+
+
+def upstream_error_text(body: bytes) -> str:
+    """Mixpanel's error text: the `error` key of a JSON body, else the text itself (bounded)."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return text[:500]
+    if isinstance(parsed, dict) and "error" in parsed:
+        return str(parsed["error"])[:500]
+    return text[:500]

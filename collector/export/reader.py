@@ -1,0 +1,396 @@
+"""The one resilient streaming reader every metric uses.
+
+An attempt is one Export query read to its end. Anything that ends an attempt early (network
+errors before or inside the body, 5xx, 429, a body cut with or without an exception, Mixpanel's
+`terminated early`) is a failed attempt, retried with capped full-jitter backoff inside the total
+deadline. 4xx other than 429 cannot be fixed by retrying and fail at once. Rows of every attempt
+go to the same aggregator, which is idempotent over re-reads (see `collector.metrics`).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+import urllib3
+
+from collector.config import Settings
+from collector.errors import BudgetExhausted, UpstreamRefused, UpstreamUnavailable
+from collector.export.budget import QueryBudget
+from collector.export.deadline import Deadline, new_session, watchdog
+from collector.export.decode import EventFilter, LineSplitter, LineStats
+from collector.export.query import (
+    REFUSAL_HINTS,
+    ExportQuery,
+    request_auth,
+    request_headers,
+    request_params,
+    upstream_error_text,
+)
+from collector.export.retry import Failure, RetryPolicy, parse_retry_after
+from collector.logs import redact
+from collector.metrics.aggregators import Aggregator
+from collector.window import ProjectTime
+
+log = logging.getLogger("collector.export")
+
+CHUNK_BYTES = 1024 * 1024
+ERROR_BODY_BYTES = 4096
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass
+class ExportReport:
+    complete: bool = False
+    attempts: int = 0
+    lines: int = 0
+    events: int = 0
+    skipped: int = 0
+    bad_lines: int = 0
+    duplicates: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    errors: list[Failure] = field(default_factory=list)
+    bad_line_samples: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "attempts": self.attempts,
+            "events": self.events,
+            "duplicates": self.duplicates,
+            "bad_lines": self.bad_lines,
+            "skipped": self.skipped,
+            "lines": self.lines,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "errors": [f.as_dict() for f in self.errors],
+        }
+
+
+class _AttemptFailed(Exception):
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        retryable: bool = True,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+        self.retryable = retryable
+
+
+class ExportReader:
+    def __init__(
+        self,
+        settings: Settings,
+        budget: QueryBudget,
+        *,
+        session_factory: Callable[[], requests.Session] = new_session,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.budget = budget
+        self.session_factory = session_factory
+        self.clock = clock
+        self.sleep = sleep
+        self.now = now
+        self.rng = rng or random.Random()
+
+    def read(self, query: ExportQuery, sink: Aggregator) -> ExportReport:
+        """Read the query into `sink`; a report if anything usable was read, else raise."""
+        s = self.settings
+        deadline = Deadline(s.export_deadline_seconds, self.clock)
+        policy = RetryPolicy(
+            s.export_max_attempts, s.export_backoff_base_seconds, s.export_backoff_cap_seconds
+        )
+        stats = LineStats()
+        report = ExportReport()
+        event_filter = EventFilter(query.window, query.events, ProjectTime(s.project_timezone))
+        params = request_params(query, s, self.now())
+        session = self.session_factory()
+        try:
+            while True:
+                if not self._take_budget(deadline, report):
+                    break
+                report.attempts += 1
+                sink.new_attempt()
+                try:
+                    self._attempt(session, params, event_filter, sink, stats, report, deadline)
+                    report.complete = True
+                    break
+                except _AttemptFailed as failed:
+                    policy = self._after_failure(failed, policy, report, deadline)
+                    if policy is None:
+                        break
+        finally:
+            session.close()
+            report.seconds = deadline.elapsed()
+            report.lines, report.bad_lines, report.skipped = (
+                stats.lines,
+                stats.bad_lines,
+                stats.skipped,
+            )
+            report.bad_line_samples = stats.samples
+            report.duplicates = _duplicates(sink)
+        if stats.samples:
+            log.warning(
+                "skipped %d malformed lines",
+                stats.bad_lines,
+                extra={"json_fields": {"bad_lines": stats.bad_lines, "samples": stats.samples}},
+            )
+        if report.complete or stats.lines > 0:
+            return report
+        last = report.errors[-1] if report.errors else None
+        if last is not None and last.kind == "budget":
+            raise BudgetExhausted(
+                last.message, retry_in=self.budget.hourly_wait(), export=report.as_dict()
+            )
+        raise UpstreamUnavailable(
+            "nothing usable could be read from Mixpanel"
+            + (f" (last error: {last.kind}: {last.message})" if last else "")
+            + "; the export figures show each attempt. Try again later, or raise "
+            "EXPORT_DEADLINE_SECONDS / EXPORT_MAX_ATTEMPTS if the export is merely slow.",
+            export=report.as_dict(),
+        )
+
+    # -- budget ---------------------------------------------------------------------------
+
+    def _take_budget(self, deadline: Deadline, report: ExportReport) -> bool:
+        while True:
+            wait = self.budget.try_acquire()
+            if wait <= 0:
+                return True
+            hourly = self.budget.hourly_wait()
+            if hourly > 0:
+                message = (
+                    f"the Export query budget of this process is spent "
+                    f"(EXPORT_QUERIES_PER_HOUR={self.settings.export_queries_per_hour}); "
+                    f"a query is free again in {hourly:.0f} s"
+                )
+                report.errors.append(Failure(report.attempts + 1, "budget", message))
+                log.warning(message, extra={"json_fields": {"retry_in_seconds": round(hourly)}})
+                return False
+            if wait >= deadline.remaining():
+                report.errors.append(
+                    Failure(
+                        report.attempts + 1,
+                        "deadline",
+                        "deadline reached waiting for the per-second budget",
+                    )
+                )
+                return False
+            self.sleep(wait)  # the per-second limit frees within a second
+
+    # -- one attempt ----------------------------------------------------------------------
+
+    def _attempt(
+        self,
+        session: requests.Session,
+        params: dict[str, str],
+        event_filter: EventFilter,
+        sink: Aggregator,
+        stats: LineStats,
+        report: ExportReport,
+        deadline: Deadline,
+    ) -> None:
+        s = self.settings
+        counted = {"bytes": 0, "events": 0}
+        with watchdog(deadline):
+            try:
+                remaining = max(0.05, deadline.remaining())
+                timeout = (
+                    min(s.export_connect_timeout_seconds, remaining),
+                    min(s.export_read_timeout_seconds, remaining),
+                )
+                response = session.get(
+                    s.export_url,
+                    params=params,
+                    auth=request_auth(s),
+                    headers=request_headers(s),
+                    stream=True,
+                    timeout=timeout,
+                )
+                with response:
+                    if response.status_code != 200:
+                        self._refuse_or_fail(response, report)
+                    self._stream(response, event_filter, sink, stats, report, deadline, counted)
+            except _AttemptFailed as failed:
+                failed.bytes_events = counted  # type: ignore[attr-defined]
+                raise
+            except (requests.RequestException, OSError) as exc:
+                kind = "deadline" if deadline.expired() else _classify(exc)
+                failed = _AttemptFailed(
+                    kind, self._describe(exc, deadline), retryable=kind != "request_error"
+                )
+                failed.bytes_events = counted  # type: ignore[attr-defined]
+                raise failed from None
+
+    def _stream(
+        self,
+        response: requests.Response,
+        event_filter: EventFilter,
+        sink: Aggregator,
+        stats: LineStats,
+        report: ExportReport,
+        deadline: Deadline,
+        counted: dict[str, int],
+    ) -> None:
+        splitter = LineSplitter()
+        terminated = False
+        next_progress = deadline.elapsed() + self.settings.export_progress_seconds
+        for chunk in response.iter_content(CHUNK_BYTES):
+            counted["bytes"] += len(chunk)
+            report.bytes += len(chunk)
+            block = splitter.feed(chunk)
+            if block:
+                rows, marker = event_filter.decode_block(block, stats)
+                terminated = terminated or marker
+                sink.add(rows)
+                counted["events"] += len(rows)
+                report.events += len(rows)
+            if deadline.elapsed() >= next_progress:
+                next_progress += self.settings.export_progress_seconds
+                log.info(
+                    "export progress",
+                    extra={
+                        "json_fields": {
+                            "attempt": report.attempts,
+                            "bytes": counted["bytes"],
+                            "events": counted["events"],
+                            "elapsed": round(deadline.elapsed(), 1),
+                        }
+                    },
+                )
+        stats.bad_lines += splitter.dropped
+        if deadline.expired():
+            raise _AttemptFailed("deadline", "the total deadline passed while reading the body")
+        if terminated:
+            raise _AttemptFailed(
+                "terminated_early", "Mixpanel ended the body early ('terminated early')"
+            )
+        if splitter.unfinished:
+            raise _AttemptFailed(
+                "truncated", "the body ended inside a line: it was cut with no error"
+            )
+
+    def _refuse_or_fail(self, response: requests.Response, report: ExportReport) -> None:
+        status = response.status_code
+        body = b""
+        try:
+            body = response.raw.read(ERROR_BODY_BYTES, decode_content=True) or b""
+        except (OSError, requests.RequestException, urllib3.exceptions.HTTPError):
+            body = b""  # the status alone decides; the body is only a detail
+        text = redact(upstream_error_text(body), self.settings.secrets())
+        if status in RETRYABLE_STATUS or status >= 500:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            kind = "http_429" if status == 429 else "http_5xx"
+            raise _AttemptFailed(
+                kind, f"Mixpanel answered {status}: {text}", status=status, retry_after=retry_after
+            )
+        hint = REFUSAL_HINTS.get(status, "check the query and the credentials")
+        report.errors.append(
+            Failure(
+                report.attempts,
+                f"http_{status}",
+                f"Mixpanel answered {status}: {text}",
+                status=status,
+            )
+        )
+        raise UpstreamRefused(
+            f"Mixpanel refused the export query with {status} {response.reason}: {text}. "
+            f"Retrying cannot fix this: {hint}.",
+            upstream_status=status,
+            upstream_error=text,
+            export=report.as_dict(),
+        )
+
+    # -- after a failed attempt -----------------------------------------------------------
+
+    def _after_failure(
+        self, failed: _AttemptFailed, policy: RetryPolicy, report: ExportReport, deadline: Deadline
+    ) -> RetryPolicy | None:
+        counted = getattr(failed, "bytes_events", {"bytes": 0, "events": 0})
+        wait: float | None = None
+        stop_reason = ""
+        attempt = report.attempts
+        if not failed.retryable:
+            stop_reason = "not retryable"
+        elif failed.kind == "deadline" or deadline.expired():
+            stop_reason = "deadline reached"
+        elif attempt >= policy.max_attempts:
+            stop_reason = f"EXPORT_MAX_ATTEMPTS={policy.max_attempts} reached"
+        else:
+            wait = policy.backoff(self.rng, failed.retry_after)
+            if wait >= deadline.remaining():
+                stop_reason = (
+                    f"the next wait ({wait:.1f} s) would cross the deadline "
+                    f"({deadline.remaining():.1f} s left)"
+                )
+                wait = None
+        failure = Failure(
+            attempt,
+            failed.kind,
+            failed.message,
+            bytes=counted["bytes"],
+            events=counted["events"],
+            status=failed.status,
+            wait=wait,
+        )
+        report.errors.append(failure)
+        log.warning(
+            "export attempt %d failed: %s",
+            attempt,
+            failed.kind,
+            extra={
+                "json_fields": {
+                    **failure.as_dict(),
+                    "next": "retry" if wait is not None else f"stop: {stop_reason}",
+                }
+            },
+        )
+        if wait is None:
+            return None
+        self.sleep(wait)
+        return policy.increment(failure)
+
+    def _describe(self, exc: BaseException, deadline: Deadline) -> str:
+        if deadline.expired():
+            return "the total deadline passed (EXPORT_DEADLINE_SECONDS)"
+        text = f"{type(exc).__name__}: {exc}"
+        return redact(text, self.settings.secrets())[:300]
+
+
+def _classify(exc: BaseException) -> str:
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "connection_broken"
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return "content_decoding"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connect_timeout"
+    if isinstance(exc, requests.exceptions.Timeout) or "timed out" in str(exc).lower():
+        # A read timeout inside the body surfaces as ConnectionError("Read timed out."), not
+        # Timeout; both are the same failure to us.
+        return "read_timeout"
+    if isinstance(exc, requests.exceptions.ConnectionError | OSError):
+        return "connection_error"
+    return "request_error"
+
+
+def _duplicates(sink: Aggregator) -> int:
+    counter = getattr(sink, "duplicates", None)
+    return int(counter()) if callable(counter) else 0

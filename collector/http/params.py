@@ -1,0 +1,129 @@
+"""Parsing and validating request parameters (query string or JSON body) into a MetricRequest."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from collector.config import Settings
+from collector.errors import BadRequest
+from collector.metrics.service import MetricRequest
+from collector.window import Window, floor_minute, iso, parse_instant
+
+MAX_EVENT_NAMES = 100
+MAX_EVENT_NAME_CHARS = 255
+WINDOW_PARAMS = frozenset({"from", "to", "minutes", "lag", "event"})
+DATE_PARAMS = frozenset({"date"})
+
+
+def merge_params(args: Mapping[str, list[str]], body: Any) -> dict[str, list[str]]:
+    """One multi-valued view of the query string and a JSON object body."""
+    merged: dict[str, list[str]] = {k: list(v) for k, v in args.items()}
+    if body is None:
+        return merged
+    if not isinstance(body, dict):
+        raise BadRequest('the JSON body must be an object, e.g. {"minutes": 60}')
+    for key, value in body.items():
+        if key in merged:
+            raise BadRequest(f"parameter {key!r} is given both in the query string and the body")
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in values):
+            raise BadRequest(f"parameter {key!r} must be a string, a number or a list of those")
+        merged[key] = [str(v) for v in values]
+    return merged
+
+
+def _single(params: dict[str, list[str]], name: str) -> str | None:
+    values = params.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise BadRequest(f"parameter {name!r} is given more than once")
+    return values[0]
+
+
+def _integer(raw: str, name: str, low: int, high: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name}={value} is out of range: allowed {low} to {high}")
+    return value
+
+
+def _check_known(params: dict[str, list[str]], allowed: frozenset[str]) -> None:
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise BadRequest(
+            f"unknown parameter(s): {', '.join(repr(u[:40]) for u in unknown[:5])}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _events(params: dict[str, list[str]]) -> tuple[str, ...]:
+    names = params.get("event", [])
+    if len(names) > MAX_EVENT_NAMES:
+        raise BadRequest(f"too many event names ({len(names)}); at most {MAX_EVENT_NAMES}")
+    for name in names:
+        if not name.strip() or len(name) > MAX_EVENT_NAME_CHARS:
+            raise BadRequest(f"event names must be 1 to {MAX_EVENT_NAME_CHARS} characters")
+    return tuple(dict.fromkeys(names))  # keep order, drop repeats
+
+
+def window_request(
+    metric: str, params: dict[str, list[str]], settings: Settings, now: datetime
+) -> MetricRequest:
+    _check_known(params, WINDOW_PARAMS)
+    raw_from, raw_to = _single(params, "from"), _single(params, "to")
+    raw_minutes, raw_lag = _single(params, "minutes"), _single(params, "lag")
+    max_minutes = settings.max_window_days * 24 * 60
+    if raw_from is not None or raw_to is not None:
+        if raw_from is None or raw_to is None:
+            raise BadRequest("give both 'from' and 'to', or neither (then 'minutes' applies)")
+        if raw_minutes is not None or raw_lag is not None:
+            raise BadRequest("'minutes' and 'lag' cannot be combined with 'from'/'to'")
+        start, end = parse_instant(raw_from, "from"), parse_instant(raw_to, "to")
+    else:
+        minutes = (
+            _integer(raw_minutes, "minutes", 1, max_minutes)
+            if raw_minutes is not None
+            else settings.window_minutes
+        )
+        lag = (
+            _integer(raw_lag, "lag", 0, 24 * 60)
+            if raw_lag is not None
+            else settings.window_lag_minutes
+        )
+        end = floor_minute(now) - timedelta(minutes=lag)
+        start = end - timedelta(minutes=minutes)
+    window = Window(start, end)
+    if end - start > timedelta(days=settings.max_window_days):
+        raise BadRequest(
+            f"window of {(end - start).total_seconds() / 86400:.2f} days is longer than "
+            f"MAX_WINDOW_DAYS={settings.max_window_days}; ask for a shorter one"
+        )
+    if start > now:
+        raise BadRequest(f"the window starts in the future ({iso(start)}); nothing to count yet")
+    return MetricRequest(metric, window, _events(params))
+
+
+def date_request(params: dict[str, list[str]], now: datetime) -> MetricRequest:
+    _check_known(params, DATE_PARAMS)
+    raw = _single(params, "date")
+    today = now.astimezone(UTC).date()
+    if raw is None:
+        day = today
+    else:
+        try:
+            day = date.fromisoformat(raw.strip())
+        except ValueError:
+            raise BadRequest(f"date={raw!r} is not a date: use YYYY-MM-DD (UTC)") from None
+    if day > today:
+        raise BadRequest(f"date={day.isoformat()} is in the future")
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    end = min(start + timedelta(days=1), now.astimezone(UTC))
+    if end <= start:
+        raise BadRequest("the day has only just begun: nothing to count yet")
+    return MetricRequest("active_users", Window(start, end))

@@ -1,0 +1,114 @@
+"""The HTTP endpoints. Every answer, error or not, is JSON that says what to do next."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from collector.errors import BadRequest, CollectorError
+from collector.http.params import date_request, merge_params, window_request
+from collector.metrics.service import MetricRequest, compute
+
+log = logging.getLogger("collector.http")
+bp = Blueprint("metrics", __name__)
+METHODS = ["GET", "POST"]
+
+
+def _runtime() -> Any:
+    return current_app.extensions["collector"]
+
+
+def _params() -> dict[str, list[str]]:
+    body = None
+    if request.method == "POST" and request.content_length:
+        if not request.is_json:
+            raise BadRequest(
+                "send parameters as a JSON object (Content-Type: application/json) "
+                "or in the query string"
+            )
+        body = request.get_json(silent=True)
+        if body is None:
+            raise BadRequest("the request body is not valid JSON")
+    return merge_params(request.args.to_dict(flat=False), body)
+
+
+def _answer(build: Any) -> tuple[Any, int]:
+    """Run one metric request and write the one summary log entry it owes."""
+    rt = _runtime()
+    started = time.monotonic()
+    metric_request: MetricRequest | None = None
+    try:
+        metric_request = build(_params(), rt)
+        body = compute(metric_request, rt.reader)
+        status = 200
+    except CollectorError as exc:
+        body, status = exc.body(), exc.status
+    summary = {
+        "metric": metric_request.metric if metric_request else request.path.strip("/"),
+        "status": status,
+        "seconds": round(time.monotonic() - started, 3),
+        **{k: v for k, v in body.items() if k not in {"metric", "export"}},
+    }
+    if "export" in body:
+        summary["export"] = body["export"]
+    level = logging.INFO if status == 200 else logging.WARNING
+    text = (
+        f"{summary['metric']}: {body.get('value')} complete={body.get('complete')}"
+        if status == 200
+        else f"{summary['metric']}: {status} {body.get('error', '')}"
+    )
+    log.log(level, text, extra={"json_fields": {"summary": True, **summary}})
+    return jsonify(body), status
+
+
+@bp.route("/distinct-users", methods=METHODS)
+def distinct_users() -> Any:
+    return _answer(lambda p, rt: window_request("distinct_users", p, rt.settings, rt.now()))
+
+
+@bp.route("/events", methods=METHODS)
+def events() -> Any:
+    return _answer(lambda p, rt: window_request("events", p, rt.settings, rt.now()))
+
+
+@bp.route("/active-users", methods=METHODS)
+def active_users() -> Any:
+    return _answer(lambda p, rt: date_request(p, rt.now()))
+
+
+@bp.route("/healthz", methods=["GET"])
+def healthz() -> Any:
+    # Liveness only: never spends an Export query.
+    return jsonify({"status": "ok", "queries_left_this_hour": _runtime().budget.remaining()})
+
+
+def register_errors(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        hints = {
+            404: "endpoints: /distinct-users, /events, /active-users, /healthz",
+            405: "use GET or POST",
+            413: "the request body is too large; send a small JSON object",
+        }
+        body = {
+            "error": f"{exc.code} {exc.name}",
+            "code": "http_error",
+            "hint": hints.get(exc.code or 0, exc.description),
+        }
+        return jsonify(body), exc.code
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Any:
+        # The outermost boundary: log the traceback, answer JSON without internals.
+        log.exception("unexpected error while serving %s", request.path)
+        return jsonify(
+            {
+                "error": "internal error: the collector logged the details; "
+                "retry, and report it if it persists",
+                "code": "internal_error",
+            }
+        ), 500

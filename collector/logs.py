@@ -1,0 +1,90 @@
+"""Logging: structured JSON for Cloud Logging on Cloud Run, readable text on a laptop.
+
+google-cloud-logging's StructuredLogHandler writes one JSON object per line with `severity`,
+`message`, the trace of the Flask request (`traceparent` / `X-Cloud-Trace-Context`) and our
+`json_fields`; it needs no credentials and no network. Every handler redacts configured secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from google.cloud.logging.handlers import StructuredLogHandler
+
+from collector.config import Settings
+
+REDACTED = "***"
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Last line of defence: no configured secret leaves the process in a log line."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s and len(s) >= 4]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        record.msg = redact(record.getMessage(), self.secrets)
+        record.args = None
+        fields = getattr(record, "json_fields", None)
+        if fields:
+            cleaned = redact(json.dumps(fields, default=str), self.secrets)
+            record.json_fields = json.loads(cleaned)
+        if record.exc_info:
+            record.exc_text = redact(
+                logging.Formatter().formatException(record.exc_info), self.secrets
+            )
+            record.exc_info = None
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields: dict[str, Any] | None = getattr(record, "json_fields", None)
+        if fields:
+            line += " " + " ".join(f"{k}={_short(v)}" for k, v in fields.items())
+        return line
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 300 else text[:300] + "…"
+
+
+def setup_logging(settings: Settings, stream: Any = None) -> logging.Handler:
+    """Install one handler on the `collector` logger (idempotent: replaces a previous one)."""
+    logger = logging.getLogger("collector")
+    for old in [h for h in logger.handlers if getattr(h, "_collector", False)]:
+        logger.removeHandler(old)
+    handler: logging.Handler
+    if settings.log_format == "json":
+        # Cloud Run ingests stdout; the handler would default to stderr.
+        handler = StructuredLogHandler(
+            project_id=settings.google_cloud_project, stream=stream or sys.stdout
+        )
+    else:
+        handler = logging.StreamHandler(stream or sys.stderr)
+        handler.setFormatter(TextFormatter())
+    handler.addFilter(RedactingFilter(settings.secrets()))
+    handler._collector = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(settings.log_level)
+    logger.propagate = False
+    return handler

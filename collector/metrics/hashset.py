@@ -1,0 +1,53 @@
+"""A compact set of 64-bit hashes: 8 bytes per member instead of a Python object each.
+
+New hashes are appended to a flat buffer; when the buffer outgrows the sorted, de-duplicated
+array it is merged in. Amortised cost is O(n log n) and peak memory is a small multiple of
+8 bytes per member. Membership tests are not needed by the metrics, only the size.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable
+
+import numpy as np
+
+_MIN_PENDING = 1 << 16
+
+
+class HashSet:
+    __slots__ = ("_pending", "_sorted")
+
+    def __init__(self) -> None:
+        self._sorted = np.empty(0, dtype=np.int64)
+        self._pending = array("q")
+
+    def add(self, h: int) -> None:
+        self._pending.append(h)
+        if len(self._pending) >= max(_MIN_PENDING, len(self._sorted)):
+            self._compact()
+
+    def update(self, hashes: Iterable[int]) -> None:
+        self._pending.extend(hashes)
+        if len(self._pending) >= max(_MIN_PENDING, len(self._sorted)):
+            self._compact()
+
+    def merge(self, other: HashSet) -> None:
+        other._compact()
+        self._compact()
+        self._sorted = np.union1d(self._sorted, other._sorted)
+
+    def _compact(self) -> None:
+        if not self._pending:
+            return
+        fresh = np.unique(np.frombuffer(self._pending, dtype=np.int64))
+        self._sorted = np.union1d(self._sorted, fresh) if len(self._sorted) else fresh
+        self._pending = array("q")
+
+    def __len__(self) -> int:
+        self._compact()
+        return len(self._sorted)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._sorted.nbytes) + self._pending.itemsize * len(self._pending)

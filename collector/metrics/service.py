@@ -1,0 +1,65 @@
+"""A metric request in, a response body out: one Export read folded into the right aggregator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from collector.export.decode import Row
+from collector.export.query import ExportQuery
+from collector.export.reader import ExportReader
+from collector.metrics.aggregators import DistinctUsers, EventCounts
+from collector.window import Window
+
+METRICS = ("distinct_users", "events", "active_users")
+
+
+@dataclass(frozen=True)
+class MetricRequest:
+    metric: str
+    window: Window
+    events: tuple[str, ...] = ()
+
+
+class _Both:
+    """Distinct users plus event de-duplication, so every metric reports `duplicates`."""
+
+    def __init__(self) -> None:
+        self.users = DistinctUsers()
+        self.counts = EventCounts()
+
+    def new_attempt(self) -> None:
+        self.users.new_attempt()
+        self.counts.new_attempt()
+
+    def add(self, rows: Iterable[Row]) -> None:
+        rows = list(rows)
+        self.users.add(rows)
+        self.counts.add(rows)
+
+    def duplicates(self) -> int:
+        return self.counts.duplicates()
+
+    def result(self) -> dict[str, Any]:
+        return self.users.result()
+
+
+def compute(request: MetricRequest, reader: ExportReader) -> dict[str, Any]:
+    if request.metric not in METRICS:
+        raise ValueError(f"unknown metric {request.metric!r}")
+    sink: _Both | EventCounts = EventCounts() if request.metric == "events" else _Both()
+    report = reader.read(ExportQuery(request.window, request.events), sink)
+    body: dict[str, Any] = {"metric": request.metric}
+    body.update(sink.result())
+    body["complete"] = report.complete
+    body["window"] = request.window.as_dict()
+    if request.events:
+        body["event"] = list(request.events)
+    if not report.complete:
+        body["note"] = (
+            "partial: the export stream was not read to its end, so every count is a lower "
+            "bound (never more than the truth); see export.errors"
+        )
+    body["export"] = report.as_dict()
+    return body
