@@ -1,0 +1,21 @@
+"""gunicorn settings for Cloud Run (read automatically from the working directory).
+
+The worker timeout is off: it is what killed the predecessor (the arbiter aborts a worker that
+is busy longer than `timeout`, mid-stream). Every request carries its own deadline instead
+(EXPORT_DEADLINE_SECONDS), enforced by the reader.
+"""
+
+import os
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8080')}"
+worker_class = "gthread"
+workers = int(os.environ.get("GUNICORN_WORKERS", "1"))
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+timeout = 0
+# Cloud Run sends SIGTERM and kills 10 s later: drain in less than that.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "8"))
+keepalive = 5
+# Cloud Run writes its own request log; gunicorn's errors still go to stderr.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")

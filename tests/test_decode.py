@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from collector.export.decode import EventFilter, LineSplitter, LineStats
+from collector.window import ProjectTime, Window
+
+W = Window(datetime(2026, 11, 23, 10, tzinfo=UTC), datetime(2026, 11, 23, 11, tzinfo=UTC))
+T0 = int(W.start_ts)
+
+
+def line(event: str = "Sign Up", did: object = "u1", t: object = T0 + 5, **extra: object) -> bytes:
+    props: dict[str, object] = {"time": t, "distinct_id": did, "$browser": "Chrome", **extra}
+    return json.dumps({"event": event, "properties": props}).encode() + b"\n"
+
+
+def decode(block: bytes, names: list[str] | None = None, zone: str = "UTC"):
+    stats = LineStats()
+    rows, terminated = EventFilter(W, names, ProjectTime(zone)).decode_block(block, stats)
+    return rows, terminated, stats
+
+
+def test_splitter_carries_partial_lines_between_chunks() -> None:
+    body = line(did="a") + line(did="b") + line(did="c")
+    splitter = LineSplitter()
+    blocks = [splitter.feed(body[i : i + 7]) for i in range(0, len(body), 7)]
+    assert b"".join(blocks) == body
+    assert not splitter.unfinished
+
+
+def test_splitter_reports_a_body_cut_inside_a_line() -> None:
+    splitter = LineSplitter()
+    splitter.feed(line(did="a") + line(did="b")[:20])
+    assert splitter.unfinished
+
+
+def test_splitter_drops_an_overlong_line_without_holding_it() -> None:
+    splitter = LineSplitter(max_line=100)
+    out = splitter.feed(b"x" * 80) + splitter.feed(b"y" * 80) + splitter.feed(b"z\n" + line())
+    assert out == line()
+    assert splitter.dropped == 1
+
+
+def test_u2028_inside_a_string_does_not_split_a_line() -> None:
+    props = f'"time":{T0 + 1},"distinct_id":"u1","t":"a\u2028b"'
+    raw = '{"event":"Sign Up","properties":{' + props + "}}\n"
+    rows, _, stats = decode(raw.encode())
+    assert [r.distinct_id for r in rows] == ["u1"]
+    assert stats.bad_lines == 0
+
+
+def test_malformed_lines_are_counted_sampled_and_skipped() -> None:
+    block = (
+        line(did="a")
+        + b"not json at all\n"
+        + b'{"event":"x","properties":{\n'
+        + json.dumps({"event": "Sign Up", "properties": {"time": T0}}).encode()
+        + b"\n"
+        + line(did="b")
+    )
+    rows, terminated, stats = decode(block)
+    assert [r.distinct_id for r in rows] == ["a", "b"]
+    assert stats.bad_lines == 3
+    assert stats.lines == 5
+    assert not terminated
+    assert 1 <= len(stats.samples) <= 5
+    assert all(len(s) < 260 for s in stats.samples)
+
+
+def test_terminated_early_marker_is_detected() -> None:
+    block = line(did="a") + line(did="b")[:30] + b"\nterminated early\n"
+    rows, terminated, stats = decode(block)
+    assert terminated
+    assert [r.distinct_id for r in rows] == ["a"]
+    assert stats.bad_lines == 1  # the record Mixpanel cut
+
+
+def test_client_side_filtering_of_window_and_names() -> None:
+    block = (
+        line(did="in")
+        + line(did="before", t=T0 - 1)
+        + line(did="at-end", t=int(W.end_ts))
+        + line(event="Purchase", did="other-name")
+    )
+    rows, _, stats = decode(block, names=["Sign Up"])
+    assert [r.distinct_id for r in rows] == ["in"]
+    assert stats.skipped == 3
+
+
+def test_time_as_string_or_milliseconds_and_numeric_ids() -> None:
+    block = line(did=7, t=str(T0 + 1)) + line(did="m", t=(T0 + 2) * 1000) + line(t="soon")
+    rows, _, stats = decode(block)
+    assert [(r.distinct_id, r.time) for r in rows] == [("7", T0 + 1), ("m", T0 + 2)]
+    assert stats.bad_lines == 1
+
+
+def test_project_zone_times_are_shifted_back_to_utc() -> None:
+    written = T0 + 60 - 8 * 3600  # 10:01 UTC as Los Angeles wall clock
+    rows, _, _ = decode(line(t=written), zone="America/Los_Angeles")
+    assert [r.time for r in rows] == [T0 + 60]
+
+
+def test_insert_id_is_kept_for_deduplication() -> None:
+    rows, _, _ = decode(line(**{"$insert_id": "abc"}) + line())
+    assert [r.insert_id for r in rows] == ["abc", None]
