@@ -182,7 +182,9 @@ class ExportReader:
                     f"(EXPORT_QUERIES_PER_HOUR={self.settings.export_queries_per_hour}); "
                     f"a query is free again in {hourly:.0f} s"
                 )
-                report.errors.append(Failure(report.attempts + 1, "budget", message))
+                report.errors.append(
+                    Failure(report.attempts + 1, "budget", message, next="stop: budget spent")
+                )
                 log.warning(message, extra={"json_fields": {"retry_in_seconds": round(hourly)}})
                 return False
             if wait >= deadline.remaining():
@@ -191,6 +193,7 @@ class ExportReader:
                         report.attempts + 1,
                         "deadline",
                         "deadline reached waiting for the per-second budget",
+                        next="stop: deadline reached",
                     )
                 )
                 return False
@@ -309,10 +312,12 @@ class ExportReader:
                 f"http_{status}",
                 f"Mixpanel answered {status}: {text}",
                 status=status,
+                next="stop: not retryable",
             )
         )
         raise UpstreamRefused(
-            f"Mixpanel refused the export query with {status} {response.reason}: {text}. "
+            f"Mixpanel refused the export query with {status} {response.reason}: "
+            f"{text.rstrip('.')}. "
             f"Retrying cannot fix this: {hint}.",
             upstream_status=status,
             upstream_error=text,
@@ -350,18 +355,14 @@ class ExportReader:
             events=counted["events"],
             status=failed.status,
             wait=wait,
+            next="retry" if wait is not None else f"stop: {stop_reason}",
         )
         report.errors.append(failure)
+        fields = failure.as_dict()
+        # `message` is the log entry's own text in Cloud Logging: the failure's goes in `error`.
+        fields["error"] = fields.pop("message")
         log.warning(
-            "export attempt %d failed: %s",
-            attempt,
-            failed.kind,
-            extra={
-                "json_fields": {
-                    **failure.as_dict(),
-                    "next": "retry" if wait is not None else f"stop: {stop_reason}",
-                }
-            },
+            "export attempt %d failed: %s", attempt, failed.kind, extra={"json_fields": fields}
         )
         if wait is None:
             return None

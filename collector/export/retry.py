@@ -24,6 +24,7 @@ class Failure:
     events: int = 0
     status: int | None = None
     wait: float | None = None
+    next: str = "retry"  # or "stop: <why>", so the response says why the run ended here
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -37,6 +38,7 @@ class Failure:
             out["status"] = self.status
         if self.wait is not None:
             out["wait"] = round(self.wait, 3)
+        out["next"] = self.next
         return out
 
 

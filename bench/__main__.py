@@ -1,0 +1,141 @@
+"""Reading speed and memory: the predecessor's reader, this project's reader, and the limits.
+
+    python -m bench [--events N] [--users N] [--gzip]
+
+Renders one day of N simulated events (~0.7 KB each) once with the embedded simulator, serves
+those bytes from a loopback server, and reads them in separate processes (so each peak RSS is
+its own): the old reader (iter_lines + json.loads + a set of ids), this project's reader for each
+metric, the raw transfer with no parsing, and this project's decoder over the bytes in memory.
+Ratios are within one run, so they hold on a noisy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import requests
+
+from bench.serve import FileServer
+from collector.simulator import SimConfig, Simulator
+
+MODES = ["baseline", "raw", "decode", "distinct_users", "events", "active_users"]
+
+
+def render_body(events: int, users: int, day: str, path: Path) -> int:
+    per_minute = max(1, math.ceil(events / 1440))
+    config = SimConfig(
+        seed=1,
+        events_per_minute=per_minute,
+        users=users,
+        username="bench",
+        secret="bench-secret",
+        project_id="1",
+        malformed_per_query=0,
+    )
+    with Simulator(config) as sim, path.open("wb") as out:
+        params = {"from_date": day, "to_date": day, "project_id": "1"}
+        headers = {"Accept-Encoding": "identity"}
+        with requests.get(
+            sim.url,
+            params=params,
+            auth=("bench", "bench-secret"),
+            headers=headers,
+            stream=True,
+            timeout=600,
+        ) as r:
+            r.raise_for_status()
+            for chunk in r.iter_content(1024 * 1024):
+                out.write(chunk)
+    with path.open("rb") as f:
+        return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+
+
+def run_mode(mode: str, url: str, body: Path, day: str, use_gzip: bool) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.modes", mode, url, str(body), day, "1" if use_gzip else "0"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--events", type=int, default=1_000_000, help="events (default 1M)")
+    parser.add_argument("--users", type=int, default=100_000, help="distinct users (100k)")
+    parser.add_argument("--gzip", action="store_true", help="also read gzip bodies")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset")
+    args = parser.parse_args(argv)
+
+    day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+    try:
+        plain = tmp / "body.jsonl"
+        lines = render_body(args.events, args.users, day, plain)
+        gz = None
+        if args.gzip:
+            gz = tmp / "body.jsonl.gz"
+            with plain.open("rb") as src, gzip.open(gz, "wb", compresslevel=6) as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        size = plain.stat().st_size
+        print(
+            f"body: {lines:,} lines, {size / 1e6:,.0f} MB ({size / max(lines, 1):.0f} B/line)"
+            + (f", gzip {gz.stat().st_size / 1e6:,.0f} MB" if gz else "")
+        )
+        print(
+            f"machine: {platform.machine()}, Python {platform.python_version()}, "
+            f"{platform.system()}"
+        )
+        results = []
+        with FileServer(plain, gz) as server:
+            modes = args.modes.split(",")
+            runs = [(m, False) for m in modes]
+            if gz:
+                runs += [(m, True) for m in modes if m in {"distinct_users", "events"}]
+            for mode, use_gzip in runs:
+                res = run_mode(mode, server.url, plain, day, use_gzip)
+                res["label"] = mode + (" (gzip)" if use_gzip else "")
+                results.append(res)
+                print(f"  measured {res['label']}", file=sys.stderr)
+        print_table(results, size)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def print_table(results: list[dict], size: int) -> None:
+    rate = {r["label"]: r["events"] / r["seconds"] for r in results}
+    base = rate.get("baseline")
+    limit = rate.get("decode")
+    print(
+        "\n| mode | events | seconds | events/s | MB/s | x baseline | of decode limit "
+        "| peak RSS MiB |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    for r in results:
+        ev_s = rate[r["label"]]
+        mb_s = size / 1e6 / r["seconds"]
+        x_base = f"{ev_s / base:.1f}x" if base else "-"
+        of_limit = f"{ev_s / limit:.0%}" if limit else "-"
+        print(
+            f"| {r['label']} | {r['events']:,} | {r['seconds']:.2f} | {ev_s:,.0f} | "
+            f"{mb_s:,.0f} | {x_base} | {of_limit} | {r['peak_rss_mib']:.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""One measured reading mode, run in its own process so its peak RSS is its own.
+
+python -m bench.modes MODE URL BODY_FILE DAY
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import requests
+
+CHUNK = 1024 * 1024
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def window_of(day: str) -> tuple[datetime, datetime]:
+    start = datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC)
+    return start, start + timedelta(days=1)
+
+
+def baseline(url: str, day: str) -> tuple[int, int, int]:
+    """The predecessor's reader, reproduced: iter_lines, json.loads per line, a set of ids."""
+    start, end = window_of(day)
+    lo, hi = start.timestamp(), end.timestamp()
+    users: set[str] = set()
+    events = 0
+    nbytes = 0
+    params = {"from_date": day, "to_date": day}
+    with requests.get(url, params=params, auth=("u", "s"), stream=True, timeout=60) as r:
+        for line in r.iter_lines():
+            if not line:
+                continue
+            nbytes += len(line) + 1
+            try:
+                ev = json.loads(line)
+                props = ev["properties"]
+                if lo <= props["time"] < hi:
+                    users.add(props["distinct_id"])
+                    events += 1
+            except (ValueError, KeyError, TypeError):
+                continue
+    return events, nbytes, len(users)
+
+
+def raw(url: str, day: str) -> tuple[int, int, int]:
+    """The transfer limit: the same stream, no parsing at all."""
+    nbytes = newlines = 0
+    headers = {"Accept-Encoding": "identity"}
+    with requests.get(
+        url, params={"from_date": day}, stream=True, timeout=60, headers=headers
+    ) as r:
+        for chunk in r.iter_content(CHUNK):
+            nbytes += len(chunk)
+            newlines += chunk.count(b"\n")
+    return newlines, nbytes, 0
+
+
+def decode_in_memory(body: Path, day: str) -> tuple[int, int, int]:
+    """The decode limit: this project's decoder over the same bytes, already in memory."""
+    from collector.export.decode import EventFilter, LineSplitter, LineStats
+    from collector.window import ProjectTime, Window
+
+    data = body.read_bytes()
+    start, end = window_of(day)
+    flt = EventFilter(Window(start, end), None, ProjectTime("UTC"))
+    stats = LineStats()
+    splitter = LineSplitter()
+    rows = 0
+    t0 = time.perf_counter()
+    view = memoryview(data)
+    for i in range(0, len(data), CHUNK):
+        block = splitter.feed(bytes(view[i : i + CHUNK]))
+        if block:
+            rows += len(flt.decode_block(block, stats)[0])
+    decode_in_memory.seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
+    return rows, len(data), 0
+
+
+def metric(url: str, day: str, name: str, gzip: bool) -> tuple[int, int, int]:
+    from collector.config import Settings
+    from collector.export.budget import QueryBudget
+    from collector.export.reader import ExportReader
+    from collector.metrics.service import MetricRequest, compute
+    from collector.window import Window
+
+    settings = Settings.from_env(
+        {
+            "MIXPANEL_API_SECRET": "bench-secret",
+            "MIXPANEL_EXPORT_URL": url,
+            "EXPORT_DEADLINE_SECONDS": "3000",
+            "EXPORT_GZIP": str(gzip).lower(),
+            "EXPORT_PROGRESS_SECONDS": "3600",
+            "LOG_LEVEL": "error",
+        }
+    )
+    reader = ExportReader(settings, QueryBudget(60, 3))
+    start, end = window_of(day)
+    body = compute(MetricRequest(name, Window(start, end)), reader)
+    assert body["complete"], body
+    return body["export"]["events"], body["export"]["bytes"], body["value"]
+
+
+def main() -> None:
+    mode, url, body_file, day, gzip = sys.argv[1:6]
+    t0 = time.perf_counter()
+    if mode == "baseline":
+        events, nbytes, value = baseline(url, day)
+    elif mode == "raw":
+        events, nbytes, value = raw(url, day)
+    elif mode == "decode":
+        events, nbytes, value = decode_in_memory(Path(body_file), day)
+    else:
+        events, nbytes, value = metric(url, day, mode, gzip == "1")
+    seconds = getattr(decode_in_memory, "seconds", None) or (time.perf_counter() - t0)
+    print(
+        json.dumps(
+            {
+                "mode": mode,
+                "events": events,
+                "bytes": nbytes,
+                "value": value,
+                "seconds": seconds,
+                "peak_rss_mib": round(peak_rss_mib(), 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

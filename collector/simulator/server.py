@@ -1,0 +1,335 @@
+"""The simulator's HTTP server on loopback: the export endpoint, control endpoints, lifecycle."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import sys
+import threading
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import asdict
+from datetime import UTC, date, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from collector.simulator import query
+from collector.simulator.body import BodyPlan, day_bounds, iter_body
+from collector.simulator.config import SimConfig
+from collector.simulator.events import EventSource, Truth
+from collector.simulator.faults import Fault
+from collector.simulator.wire import Wire, send_body
+
+EXPORT_PATH = "/api/2.0/export"
+RECORDED_HEADERS = ("accept-encoding", "user-agent")
+MAX_CONTROL_BODY = 1 << 20
+
+
+class Simulator:
+    """A Mixpanel Raw Event Export look-alike serving deterministic events on 127.0.0.1."""
+
+    def __init__(
+        self, config: SimConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self.config = config or SimConfig()
+        self.source = EventSource(self.config)
+        self.host, self._port = host, port
+        self._lock = threading.Lock()
+        self._faults: deque[Fault] = deque()
+        self._requests: list[dict[str, Any]] = []
+        self._stopping = threading.Event()
+        self._connections: set[socket.socket] = set()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> Simulator:
+        if self._server is not None:
+            raise RuntimeError("simulator already started")
+        self._stopping.clear()
+        self._server = _Server((self.host, self._port), _Handler, self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="simulator",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; stalled and trickling responses end within a poll interval."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:  # wakes handlers blocked on a client that does not read
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("simulator not started")
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return self.base_url + EXPORT_PATH
+
+    # -- faults and observations ----------------------------------------------------------------
+
+    def script(self, faults: Iterable[Fault]) -> None:
+        """Append to the FIFO: the Nth following export query gets the Nth fault."""
+        faults = list(faults)
+        if not all(isinstance(f, Fault) for f in faults):
+            raise TypeError("script() takes Fault values")
+        with self._lock:
+            self._faults.extend(faults)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    @property
+    def faults_pending(self) -> int:
+        with self._lock:
+            return len(self._faults)
+
+    @property
+    def queries(self) -> int:
+        with self._lock:
+            return len(self._requests)
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._requests)
+
+    def truth(
+        self,
+        start: datetime | float,
+        end: datetime | float,
+        events: Iterable[str] | None = None,
+    ) -> Truth:
+        """Ground truth for true UTC times in [start, end), optionally only these event names."""
+        names = None if events is None else set(events)
+        return self.source.truth(_epoch(start), _epoch(end), names)
+
+    def today(self) -> date:
+        return self.config.today or datetime.now(self.config.zone).date()
+
+    # -- used by the handler --------------------------------------------------------------------
+
+    def _begin_query(self, record: dict[str, Any]) -> Fault | None:
+        with self._lock:
+            fault = self._faults.popleft() if self._faults else None
+            record["fault"] = fault.kind if fault else None
+            self._requests.append(record)
+            return fault
+
+    def _track(self, conn: socket.socket, active: bool) -> None:
+        with self._lock:
+            if active:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def _plan(self, q: query.ExportQuery, fault: Fault | None) -> BodyPlan:
+        cfg = self.config
+        leak = fault if fault is not None and fault.kind == "leak" else None
+        names = None
+        if q.events is not None and cfg.honour_event_filter and not (leak and leak.other_events):
+            names = frozenset(i for i, n in enumerate(cfg.event_names) if n in q.events)
+        where = q.where if cfg.honour_where and not (leak and leak.out_of_window) else None
+        start, end = day_bounds(q.from_date, q.to_date, cfg.zone)
+        extra = fault.rate if fault is not None and fault.kind == "duplicate_lines" else 0.0
+        return BodyPlan(start, end, names, where, q.limit, extra)
+
+
+def _epoch(moment: datetime | float) -> float:
+    if isinstance(moment, datetime):
+        if moment.tzinfo is None:
+            raise ValueError("truth() needs timezone-aware datetimes")
+        return moment.timestamp()
+    return float(moment)
+
+
+def _parse_moment(raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        moment = datetime.fromisoformat(raw)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a stalled response must never keep the process alive
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], handler: type, sim: Simulator) -> None:
+        self.sim = sim
+        super().__init__(address, handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            return  # the client went away mid-response: expected here, not worth a traceback
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive and chunked bodies, like the real API
+    server_version = "mixpanel-export-simulator"
+    sys_version = ""
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # tests and benchmarks want a quiet server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.sim._track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            pass
+        finally:
+            self.server.sim._track(self.connection, False)
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    # -- routing --------------------------------------------------------------------------------
+
+    def _dispatch(self, method: str) -> None:
+        sim = self.server.sim
+        wire = Wire(self, sim._stopping)
+        url = urlsplit(self.path)
+        params = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        self._drain_body()
+        try:
+            if url.path == EXPORT_PATH:
+                if method == "GET":
+                    self._export(sim, wire, params)
+                else:
+                    self._json(wire, 405, {"error": f"{method} not allowed; use GET"})
+            elif url.path == "/_sim/faults" and method in ("POST", "DELETE"):
+                self._control_faults(sim, wire, method)
+            elif url.path == "/_sim/truth" and method == "GET":
+                self._control_truth(sim, wire, url.query)
+            elif url.path == "/_sim/stats" and method == "GET":
+                stats = {"queries": sim.queries, "faults_pending": sim.faults_pending}
+                self._json(wire, 200, stats)
+            else:
+                self._json(wire, 404, {"error": f"no route for {method} {url.path}"})
+        except OSError:
+            self.close_connection = True  # the client left; nothing more to say
+
+    def _drain_body(self) -> None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length, self.close_connection = 0, True
+        self.body = self.rfile.read(min(length, MAX_CONTROL_BODY)) if length > 0 else b""
+        if length > MAX_CONTROL_BODY:
+            self.close_connection = True
+
+    @staticmethod
+    def _json(wire: Wire, status: int, payload: object, headers: dict[str, str] | None = None):
+        wire.send_bytes(status, json.dumps(payload).encode(), "application/json", headers)
+
+    # -- export ---------------------------------------------------------------------------------
+
+    def _export(self, sim: Simulator, wire: Wire, params: dict[str, str]) -> None:
+        target = self.path
+        header = self.headers.get("Authorization")
+        try:
+            auth: str | None = query.authenticate(header, params, sim.config, target)
+            refusal = None
+        except query.QueryError as exc:
+            auth, refusal = None, exc
+        seen = {k: v for k in RECORDED_HEADERS if (v := self.headers.get(k)) is not None}
+        fault = sim._begin_query({"params": params, "auth": auth, "headers": seen})
+
+        # Faults that happen before any check, as a proxy or overloaded backend would.
+        if fault is not None and fault.kind == "status":
+            body, content_type = fault.response(target)
+            retry = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+            wire.send_bytes(fault.status_code, body, content_type, retry)
+            return
+        if fault is not None and fault.kind == "stall_headers":
+            wire.pause(fault.seconds)
+            wire.close()
+            return
+        try:
+            if refusal is not None:
+                raise refusal
+            q = query.parse(params, sim.today(), target)
+        except query.QueryError as exc:
+            self._json(wire, exc.status, exc.body)
+            return
+        gzip = "gzip" in self.headers.get("Accept-Encoding", "").lower()
+        blocks = iter_body(sim.source, sim._plan(q, fault))
+        send_body(wire, blocks, fault or Fault.none(), gzip)
+
+    # -- control --------------------------------------------------------------------------------
+
+    def _control_faults(self, sim: Simulator, wire: Wire, method: str) -> None:
+        if method == "DELETE":
+            sim.clear_faults()
+            self._json(wire, 200, {"faults_pending": 0})
+            return
+        try:
+            payload = json.loads(self.body or b"null")
+            specs = payload.get("faults") if isinstance(payload, dict) else None
+            if not isinstance(specs, list):
+                raise ValueError('expected a JSON object {"faults": [...]}')
+            faults = [Fault.from_dict(spec) for spec in specs]
+        except ValueError as exc:
+            self._json(wire, 400, {"error": str(exc)})
+            return
+        sim.script(faults)
+        self._json(wire, 200, {"queued": len(faults), "faults_pending": sim.faults_pending})
+
+    def _control_truth(self, sim: Simulator, wire: Wire, raw_query: str) -> None:
+        args = parse_qs(raw_query, keep_blank_values=True)
+        try:
+            start, end = (_parse_moment(args[k][-1]) for k in ("from", "to"))
+        except (KeyError, ValueError):
+            self._json(wire, 400, {"error": "from and to are required: ISO 8601 or epoch seconds"})
+            return
+        truth = sim.truth(start, end, args.get("event"))
+        self._json(wire, 200, asdict(truth))

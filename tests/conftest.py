@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from collector.simulator import SimConfig, Simulator
+from collector.window import Window
+from tests.helpers import PROJECT_ID, SA_SECRET, SA_USER
+
+
+def sim_config(**overrides: object) -> SimConfig:
+    base: dict[str, object] = {
+        "seed": 7,
+        "events_per_minute": 30,
+        "users": 300,
+        "username": SA_USER,
+        "secret": SA_SECRET,
+        "project_id": PROJECT_ID,
+    }
+    base.update(overrides)
+    return SimConfig(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Simulator]:
+    with Simulator(sim_config()) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "sim" in request.fixturenames:
+        request.getfixturevalue("sim").clear_faults()
+
+
+def past_window(minutes: int = 30) -> Window:
+    """A settled window yesterday, so every query is inside the project's 'today'."""
+    start = (datetime.now(UTC) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    return Window(start, start + timedelta(minutes=minutes))
