@@ -58,9 +58,10 @@ class ExportReport:
     seconds: float = 0.0
     errors: list[Failure] = field(default_factory=list)
     bad_line_samples: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "attempts": self.attempts,
             "events": self.events,
             "duplicates": self.duplicates,
@@ -71,6 +72,9 @@ class ExportReport:
             "seconds": round(self.seconds, 3),
             "errors": [f.as_dict() for f in self.errors],
         }
+        if self.warnings:
+            out["warnings"] = self.warnings
+        return out
 
 
 class _AttemptFailed(Exception):
@@ -290,6 +294,14 @@ class ExportReader:
             raise _AttemptFailed(
                 "truncated", "the body ended inside a line: it was cut with no error"
             )
+        if _gzip_cut(response):
+            raise _AttemptFailed(
+                "truncated", "the gzip stream stopped before its end marker: the body was cut"
+            )
+        if _framing(response) == "close":
+            # Chunked or length framing proves the end; a close-delimited body cut exactly on a
+            # line boundary would look whole, so say that its end was checked from data only.
+            report.warnings.append(UNFRAMED_WARNING)
 
     def _refuse_or_fail(self, response: requests.Response, report: ExportReport) -> None:
         status = response.status_code
@@ -374,6 +386,31 @@ class ExportReader:
             return "the total deadline passed (EXPORT_DEADLINE_SECONDS)"
         text = f"{type(exc).__name__}: {exc}"
         return redact(text, self.settings.secrets())[:300]
+
+
+UNFRAMED_WARNING = (
+    "the body had neither chunked nor Content-Length framing: its end was checked from the "
+    "data only (last line whole, no 'terminated early')"
+)
+
+
+def _gzip_cut(response: requests.Response) -> bool:
+    """True if a gzip body ended before the gzip trailer.
+
+    A gzip stream cut inside valid framing raises nothing and may even end on a whole line;
+    only the decompressor knows it never saw the end. urllib3 keeps it on the response.
+    """
+    if "gzip" not in response.headers.get("Content-Encoding", "").lower():
+        return False
+    decoder = getattr(response.raw, "_decoder", None)
+    zobj = getattr(decoder, "_obj", None)
+    return zobj is not None and not getattr(zobj, "eof", True)
+
+
+def _framing(response: requests.Response) -> str:
+    if "chunked" in response.headers.get("Transfer-Encoding", "").lower():
+        return "chunked"
+    return "length" if "Content-Length" in response.headers else "close"
 
 
 def _classify(exc: BaseException) -> str:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from collector.simulator.body import BodyPlan, iter_body
 from collector.simulator.config import SimConfig
 from collector.simulator.events import EventSource
+from collector.simulator.faults import KINDS
 from collector.simulator.server import Simulator
 from collector.simulator.wire import gzip_blocks
 
@@ -52,14 +53,27 @@ def main(argv: list[str] | None = None) -> None:
         sim.stop()
 
 
+EPILOG = f"""\
+control endpoints (same server):
+  POST   /_sim/faults  {{"faults": [{{"kind": "reset", "after_bytes": 20000}},
+                                  {{"kind": "status", "status": 429, "retry_after": 1}}]}}
+  DELETE /_sim/faults  clear the fault queue
+  GET    /_sim/truth?from=<ISO|epoch>&to=<ISO|epoch>[&event=NAME ...]
+  GET    /_sim/stats
+fault kinds: {", ".join(sorted(KINDS))}
+"""
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in the option help, and the epilog kept as written."""
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m collector.simulator",
         description="Mixpanel Raw Event Export simulator: deterministic events, scriptable faults.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        epilog='Faults: POST /_sim/faults {"faults": [{"kind": "reset", "after_bytes": '
-        "20000}]}; DELETE /_sim/faults; GET /_sim/truth?from=ISO&to=ISO[&event=NAME]; "
-        "GET /_sim/stats",
+        formatter_class=_Formatter,
+        epilog=EPILOG,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind")
     p.add_argument("--port", type=int, default=8080, help="port to bind (0: any free port)")

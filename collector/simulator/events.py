@@ -120,8 +120,8 @@ class EventSource:
         """Project-zone UTC offset (s) at the start of this minute; zones shift on whole minutes."""
         if self._zone is None:
             return 0
-        moment = datetime.fromtimestamp(minute * 60, self._zone)
-        return int(moment.utcoffset().total_seconds())  # type: ignore[union-attr]
+        offset = datetime.fromtimestamp(minute * 60, self._zone).utcoffset()
+        return int(offset.total_seconds()) if offset else 0
 
     def truth(self, start: float, end: float, names: set[str] | None = None) -> Truth:
         """Ground truth for true UTC times in [start, end).
@@ -154,7 +154,7 @@ class EventSource:
             lag = 120 + (bits >> 12 & 0xFFFF)  # ingestion lag in ms, sometimes hours (offline)
             if not bits >> 28 & 0xFF:
                 lag += (bits >> 36 & 0xFFFF) * 1000
-            # mp_processing_time_ms is true UTC even in shifted projects: Mixpanel stamps it.
+            # Stamped at ingestion, so taken as true UTC even in shifted (legacy) projects.
             processed = t * 1000 + lag
             page, extra = pages[bits & 63], extras[name][bits >> 6 & 63]
             if insert_id is None:
@@ -210,8 +210,9 @@ class EventSource:
         path = path % rng.randrange(1000) if "%d" in path else path
         source, medium, campaign = rng.choice(_CAMPAIGNS)
         title = f"Example Shop | {path.strip('/').title() or 'Home'}"
-        if variant in (7, 41):  # ~3% of events carry a raw U+2028 / U+2029
-            title = f"{title} {_ODD_TEXT[variant % 2]}"
+        odd = {7: 0, 41: 1, 23: 2}.get(variant)  # ~3% of events: raw U+2028 / U+2029, quotes
+        if odd is not None:
+            title = f"{title} {_ODD_TEXT[odd]}"
         referrer = rng.choice(_REFERRERS)
         props: dict[str, Any] = {
             "$current_url": f"https://shop.example.com{path}",

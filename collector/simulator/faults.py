@@ -1,8 +1,13 @@
 """`Fault`: how the next export query misbehaves. Values only; the server acts on them.
 
-`after_bytes` counts body bytes written to the socket (after compression when the body is gzip).
-When the body is shorter than `after_bytes`, the fault hits at the end of the body instead: a
-reset / cut / stall still happens before the final chunk, so the client always sees it.
+`after_bytes` counts body bytes written to the socket (after compression when the body is gzip),
+with three approximations: `terminated_early` counts uncompressed bytes (the cut must land inside
+a record), an uncompressed `cut_silent` moves a cut that falls on a line boundary a byte into the
+record (else the body would look whole), and `gzip_corrupt` turns to garbage at the first
+deflate block boundary after it.
+When the body is shorter than `after_bytes`, reset / cut_chunked / stall still hit before the
+final chunk (the client always sees them), terminated_early cuts the last record, and
+cut_length / cut_silent / trickle deliver the whole body.
 """
 
 from __future__ import annotations

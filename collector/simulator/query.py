@@ -15,7 +15,7 @@ from collector.simulator.config import SimConfig
 
 MAX_LIMIT = 100_000
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_TIME = r"properties\s*\[\s*([\"'])\$time\1\s*\]"
+_TIME = r"properties\s*\[\s*[\"']\$time[\"']\s*\]"
 # The one `where` form exporters use to narrow a day to a sub-day window.
 _WHERE = re.compile(
     rf"\s*{_TIME}\s*>=\s*datetime\s*\(\s*(-?\d+)\s*\)"
@@ -115,7 +115,7 @@ def _where(raw: str | None, bad: _Refuse) -> tuple[int, int] | None:
     match = _WHERE.fullmatch(raw)
     if not match:
         raise bad(f"unable to parse 'where' expression: {raw!r}")
-    return int(match.group(2)), int(match.group(4))
+    return int(match.group(1)), int(match.group(2))
 
 
 def _limit(raw: str | None, bad: _Refuse) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import socket
 import sys
 import threading
@@ -132,6 +133,8 @@ class Simulator:
         events: Iterable[str] | None = None,
     ) -> Truth:
         """Ground truth for true UTC times in [start, end), optionally only these event names."""
+        if isinstance(events, str):
+            events = [events]  # one name, not its characters
         names = None if events is None else set(events)
         return self.source.truth(_epoch(start), _epoch(end), names)
 
@@ -140,9 +143,10 @@ class Simulator:
 
     # -- used by the handler --------------------------------------------------------------------
 
-    def _begin_query(self, record: dict[str, Any]) -> Fault | None:
+    def _begin_query(self, record: dict[str, Any], takes_fault: bool = True) -> Fault | None:
+        """Log one request to the export path; a GET query also takes the next fault."""
         with self._lock:
-            fault = self._faults.popleft() if self._faults else None
+            fault = self._faults.popleft() if self._faults and takes_fault else None
             record["fault"] = fault.kind if fault else None
             self._requests.append(record)
             return fault
@@ -175,11 +179,15 @@ def _epoch(moment: datetime | float) -> float:
 
 
 def _parse_moment(raw: str) -> float:
+    """Epoch seconds or ISO 8601 (naive means UTC)."""
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         moment = datetime.fromisoformat(raw)
         return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    if not math.isfinite(value):
+        raise ValueError(f"not a moment: {raw!r}")
+    return value
 
 
 class _Server(ThreadingHTTPServer):
@@ -239,15 +247,12 @@ class _Handler(BaseHTTPRequestHandler):
         wire = Wire(self, sim._stopping)
         url = urlsplit(self.path)
         params = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        self._drain_body()
         try:
+            body = self._read_body()
             if url.path == EXPORT_PATH:
-                if method == "GET":
-                    self._export(sim, wire, params)
-                else:
-                    self._json(wire, 405, {"error": f"{method} not allowed; use GET"})
+                self._export(sim, wire, params, method)
             elif url.path == "/_sim/faults" and method in ("POST", "DELETE"):
-                self._control_faults(sim, wire, method)
+                self._control_faults(sim, wire, method, body)
             elif url.path == "/_sim/truth" and method == "GET":
                 self._control_truth(sim, wire, url.query)
             elif url.path == "/_sim/stats" and method == "GET":
@@ -258,22 +263,25 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True  # the client left; nothing more to say
 
-    def _drain_body(self) -> None:
+    def _read_body(self) -> bytes:
+        """Read any request body, so that the next request on this connection parses cleanly."""
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             length, self.close_connection = 0, True
-        self.body = self.rfile.read(min(length, MAX_CONTROL_BODY)) if length > 0 else b""
         if length > MAX_CONTROL_BODY:
-            self.close_connection = True
+            self.close_connection = True  # not worth reading: drop the connection after replying
+        return self.rfile.read(min(length, MAX_CONTROL_BODY)) if length > 0 else b""
 
     @staticmethod
-    def _json(wire: Wire, status: int, payload: object, headers: dict[str, str] | None = None):
+    def _json(
+        wire: Wire, status: int, payload: object, headers: dict[str, str] | None = None
+    ) -> None:
         wire.send_bytes(status, json.dumps(payload).encode(), "application/json", headers)
 
     # -- export ---------------------------------------------------------------------------------
 
-    def _export(self, sim: Simulator, wire: Wire, params: dict[str, str]) -> None:
+    def _export(self, sim: Simulator, wire: Wire, params: dict[str, str], method: str) -> None:
         target = self.path
         header = self.headers.get("Authorization")
         try:
@@ -282,7 +290,11 @@ class _Handler(BaseHTTPRequestHandler):
         except query.QueryError as exc:
             auth, refusal = None, exc
         seen = {k: v for k in RECORDED_HEADERS if (v := self.headers.get(k)) is not None}
-        fault = sim._begin_query({"params": params, "auth": auth, "headers": seen})
+        record = {"params": params, "auth": auth, "headers": seen}
+        fault = sim._begin_query(record, takes_fault=method == "GET")
+        if method != "GET":
+            self._json(wire, 405, {"error": f"{method} not allowed; use GET"})
+            return
 
         # Faults that happen before any check, as a proxy or overloaded backend would.
         if fault is not None and fault.kind == "status":
@@ -307,13 +319,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- control --------------------------------------------------------------------------------
 
-    def _control_faults(self, sim: Simulator, wire: Wire, method: str) -> None:
+    def _control_faults(self, sim: Simulator, wire: Wire, method: str, body: bytes) -> None:
         if method == "DELETE":
             sim.clear_faults()
             self._json(wire, 200, {"faults_pending": 0})
             return
         try:
-            payload = json.loads(self.body or b"null")
+            payload = json.loads(body or b"null")
             specs = payload.get("faults") if isinstance(payload, dict) else None
             if not isinstance(specs, list):
                 raise ValueError('expected a JSON object {"faults": [...]}')

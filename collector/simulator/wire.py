@@ -180,8 +180,13 @@ def send_body(wire: Wire, blocks: Iterator[bytes], fault: Fault, gzip: bool) -> 
             wire.close()
             return
         if cut is not None and sent + len(block) > cut:
-            wire.write(block[: cut - sent])
-            _break(wire, fault, rest=_chain(block[cut - sent :], payload))
+            at = cut - sent
+            if kind == "cut_silent" and not gzip:
+                # An unframed body cut exactly on a line boundary looks whole to any reader;
+                # the fault this models is the one the data shows: a cut inside a record.
+                at = _inside_record(block, at)
+            wire.write(block[:at])
+            _break(wire, fault, rest=_chain(block[at:], payload))
             return
         wire.write(block)
         sent += len(block)
