@@ -18,7 +18,12 @@ CHUNK = 1024 * 1024
 
 
 def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    # VmHWM is this address space's high-water mark; ru_maxrss would carry the parent's
+    # peak across fork and exec.
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def window_of(day: str) -> tuple[datetime, datetime]:
