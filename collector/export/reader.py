@@ -128,19 +128,22 @@ class ExportReader:
         params = request_params(query, s, self.now())
         session = self.session_factory()
         try:
-            while True:
-                if not self._take_budget(deadline, report):
-                    break
-                report.attempts += 1
-                sink.new_attempt()
-                try:
-                    self._attempt(session, params, event_filter, sink, stats, report, deadline)
-                    report.complete = True
-                    break
-                except _AttemptFailed as failed:
-                    policy = self._after_failure(failed, policy, report, deadline)
-                    if policy is None:
+            # One watchdog for the whole run, not one per attempt: the deadline is the run's,
+            # and a retry may reuse the pooled keep-alive socket an earlier attempt registered.
+            with watchdog(deadline):
+                while True:
+                    if not self._take_budget(deadline, report):
                         break
+                    report.attempts += 1
+                    sink.new_attempt()
+                    try:
+                        self._attempt(session, params, event_filter, sink, stats, report, deadline)
+                        report.complete = True
+                        break
+                    except _AttemptFailed as failed:
+                        policy = self._after_failure(failed, policy, report, deadline)
+                        if policy is None:
+                            break
         finally:
             session.close()
             report.seconds = deadline.elapsed()
@@ -217,35 +220,34 @@ class ExportReader:
     ) -> None:
         s = self.settings
         counted = {"bytes": 0, "events": 0}
-        with watchdog(deadline):
-            try:
-                remaining = max(0.05, deadline.remaining())
-                timeout = (
-                    min(s.export_connect_timeout_seconds, remaining),
-                    min(s.export_read_timeout_seconds, remaining),
-                )
-                response = session.get(
-                    s.export_url,
-                    params=params,
-                    auth=request_auth(s),
-                    headers=request_headers(s),
-                    stream=True,
-                    timeout=timeout,
-                )
-                with response:
-                    if response.status_code != 200:
-                        self._refuse_or_fail(response, report)
-                    self._stream(response, event_filter, sink, stats, report, deadline, counted)
-            except _AttemptFailed as failed:
-                failed.bytes_events = counted  # type: ignore[attr-defined]
-                raise
-            except (requests.RequestException, OSError) as exc:
-                kind = "deadline" if deadline.expired() else _classify(exc)
-                failed = _AttemptFailed(
-                    kind, self._describe(exc, deadline), retryable=kind != "request_error"
-                )
-                failed.bytes_events = counted  # type: ignore[attr-defined]
-                raise failed from None
+        try:
+            remaining = max(0.05, deadline.remaining())
+            timeout = (
+                min(s.export_connect_timeout_seconds, remaining),
+                min(s.export_read_timeout_seconds, remaining),
+            )
+            response = session.get(
+                s.export_url,
+                params=params,
+                auth=request_auth(s),
+                headers=request_headers(s),
+                stream=True,
+                timeout=timeout,
+            )
+            with response:
+                if response.status_code != 200:
+                    self._refuse_or_fail(response, report)
+                self._stream(response, event_filter, sink, stats, report, deadline, counted)
+        except _AttemptFailed as failed:
+            failed.bytes_events = counted  # type: ignore[attr-defined]
+            raise
+        except (requests.RequestException, OSError) as exc:
+            kind = "deadline" if deadline.expired() else _classify(exc)
+            failed = _AttemptFailed(
+                kind, self._describe(exc, deadline), retryable=kind != "request_error"
+            )
+            failed.bytes_events = counted  # type: ignore[attr-defined]
+            raise failed from None
 
     def _stream(
         self,

@@ -36,7 +36,7 @@ def _params() -> dict[str, list[str]]:
     return merge_params(request.args.to_dict(flat=False), body)
 
 
-def _answer(build: Any) -> tuple[Any, int]:
+def _answer(metric: str, build: Any) -> tuple[Any, int]:
     """Run one metric request and write the one summary log entry it owes."""
     rt = _runtime()
     started = time.monotonic()
@@ -48,7 +48,7 @@ def _answer(build: Any) -> tuple[Any, int]:
     except CollectorError as exc:
         body, status = exc.body(), exc.status
     summary = {
-        "metric": metric_request.metric if metric_request else request.path.strip("/"),
+        "metric": metric_request.metric if metric_request else metric,
         "status": status,
         "seconds": round(time.monotonic() - started, 3),
         **{k: v for k, v in body.items() if k not in {"metric", "export"}},
@@ -67,17 +67,20 @@ def _answer(build: Any) -> tuple[Any, int]:
 
 @bp.route("/distinct-users", methods=METHODS)
 def distinct_users() -> Any:
-    return _answer(lambda p, rt: window_request("distinct_users", p, rt.settings, rt.now()))
+    return _answer(
+        "distinct_users",
+        lambda p, rt: window_request("distinct_users", p, rt.settings, rt.now()),
+    )
 
 
 @bp.route("/events", methods=METHODS)
 def events() -> Any:
-    return _answer(lambda p, rt: window_request("events", p, rt.settings, rt.now()))
+    return _answer("events", lambda p, rt: window_request("events", p, rt.settings, rt.now()))
 
 
 @bp.route("/active-users", methods=METHODS)
 def active_users() -> Any:
-    return _answer(lambda p, rt: date_request(p, rt.now()))
+    return _answer("active_users", lambda p, rt: date_request(p, rt.now()))
 
 
 @bp.route("/healthz", methods=["GET"])
