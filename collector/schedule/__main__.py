@@ -1,0 +1,3 @@
+from collector.schedule.cli import main
+
+raise SystemExit(main())
