@@ -68,6 +68,8 @@ class Settings:
     log_format: str = "text"
     log_level: str = "INFO"
     google_cloud_project: str | None = None
+    collector_rules: str | None = None
+    state_store: str = "file:collector-state.json"
 
     @property
     def auth_mode(self) -> str:
@@ -192,10 +194,23 @@ def _load(env: Mapping[str, str]) -> Settings:
         log_format=log_format,
         log_level=r.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
         google_cloud_project=r.text("GOOGLE_CLOUD_PROJECT"),
+        collector_rules=r.text("COLLECTOR_RULES"),
+        state_store=_state_store(r),
     )
     if r.problems:
         raise ConfigError("invalid configuration: " + "; ".join(r.problems))
     return settings
+
+
+def _state_store(r: _Reader) -> str:
+    url = r.text("STATE_STORE") or "file:collector-state.json"
+    if not (url.startswith(("file:", "gs://")) and len(url) > len("file:")):
+        r.problems.append(
+            f"STATE_STORE={url!r} must be file:<path> or gs://<bucket>/<object>"
+        )
+    elif url.startswith("gs://") and "/" not in url[len("gs://") :].strip("/"):
+        r.problems.append(f"STATE_STORE={url!r} needs an object name: gs://<bucket>/<object>")
+    return url
 
 
 def _check_auth(

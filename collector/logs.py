@@ -51,6 +51,15 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def protect(secrets: Iterable[str]) -> None:
+    """Redact secrets learnt after start-up too (webhook URLs and keys from the rules file)."""
+    fresh = [s for s in secrets if s and len(s) >= 4]
+    for handler in logging.getLogger("collector").handlers:
+        for f in handler.filters:
+            if isinstance(f, RedactingFilter):
+                f.secrets.extend(s for s in fresh if s not in f.secrets)
+
+
 class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")

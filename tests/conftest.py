@@ -7,6 +7,7 @@ import pytest
 
 from collector.simulator import SimConfig, Simulator
 from collector.window import Window
+from tests.gcs import bucket, gcs_emulator  # noqa: F401 - fixtures shared by test modules
 from tests.helpers import PROJECT_ID, SA_SECRET, SA_USER
 
 

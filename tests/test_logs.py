@@ -73,3 +73,22 @@ def test_redaction_covers_messages_fields_and_exceptions(capsys) -> None:
     out = capsys.readouterr().out
     assert "token ***" in out and "x***y" in out and "failed with ***" in out
     assert SA_SECRET not in out
+
+
+def test_webhook_urls_and_keys_from_the_rules_file_are_redacted(capsys) -> None:
+    import logging
+
+    from collector.alerting.rules import parse_rules
+
+    hook_url, key = "https://hooks.example/T000/B000/XyZsecretPath", "hook-signing-key-777"
+    rules = parse_rules(
+        {
+            "notifiers": {"ops": {"type": "webhook", "url_env": "U", "signing_key_env": "K"}},
+            "rules": [{"name": "r", "metric": "events", "window_minutes": 5, "above": 1}],
+        },
+        {"U": hook_url, "K": key},
+    )
+    create_app(make_settings(URL, LOG_FORMAT="json"), rules=rules)
+    logging.getLogger("collector.test").warning("posting to %s with %s", hook_url, key)
+    out = capsys.readouterr().out
+    assert hook_url not in out and key not in out and "posting to *** with ***" in out

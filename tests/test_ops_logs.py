@@ -24,6 +24,8 @@ from urllib.parse import urlencode
 import pytest
 import yaml
 
+from collector.alerting.rules import parse_rules
+from collector.alerting.store import FileStateStore
 from collector.app import create_app
 from collector.simulator import Fault, Simulator
 from tests.conftest import past_window
@@ -54,7 +56,7 @@ def as_log_entry(line: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def entries(sim: Simulator) -> list[dict[str, Any]]:
+def entries(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     window = past_window()
     span = urlencode({"from": window.start.isoformat(), "to": window.end.isoformat()})
     env = {"LOG_FORMAT": "json", "GOOGLE_CLOUD_PROJECT": "rt-mp-test", "EXPORT_MAX_ATTEMPTS": "2"}
@@ -76,6 +78,19 @@ def entries(sim: Simulator) -> list[dict[str, Any]]:
         one_query = create_app(make_settings(sim.url, EXPORT_QUERIES_PER_HOUR="1", **env))
         assert one_query.test_client().get(f"/events?{span}").status_code == 200
         assert one_query.test_client().get(f"/events?{span}").json["code"] == "budget_exhausted"
+        rules = parse_rules(
+            {"rules": [
+                {"name": "busy", "metric": "events", "window_minutes": 30, "above": 1},
+                {"name": "quiet", "metric": "distinct_users", "window_minutes": 30, "below": 1},
+                {"name": "dropped", "metric": "events", "window_minutes": 30, "drop_pct": 50},
+            ]},
+            {},
+        )
+        store = FileStateStore(tmp_path_factory.mktemp("state") / "state.json")
+        checker = create_app(make_settings(sim.url, **env), rules=rules, store=store)
+        assert checker.test_client().get("/check").status_code == 200
+        sim.script([Fault.status(503), Fault.status(503)])
+        assert checker.test_client().get("/check").json["rules"][0]["state"] == "ERROR"
     lines = [json.loads(text) for text in out.getvalue().splitlines() if text.strip()]
     # The handler's one-off diagnostic line belongs to the library, not to the service.
     ours = [line for line in lines if "logging.googleapis.com/diagnostic" not in line["message"]]
@@ -535,6 +550,7 @@ def test_apply_script_runs_one_command_per_file_with_the_service_name(tmp_path: 
         + [
             "logging metrics update rt-mp-requests",
             "monitoring dashboards create",
+            "monitoring policies create",
             "monitoring policies create",
             "monitoring policies create",
             "monitoring policies update projects/p/alertPolicies/7",

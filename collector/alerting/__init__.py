@@ -1,0 +1,1 @@
+"""Alert rules over the collector's metrics: decide, notify, remember."""

@@ -1,0 +1,381 @@
+"""Sending alert notifications: a Slack incoming webhook, or a signed generic JSON webhook.
+
+A notifier sends one notification or raises `NotifyError`; it never retries beyond honouring one
+short Slack `Retry-After`, because a failed notification stays pending in the rule state and the
+next `/check` run sends it again. Webhook URLs and signing keys are secrets: no error message, repr
+or chained traceback built here contains them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, asdict, dataclass, fields
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+import requests
+
+from collector.config import Secret
+from collector.logs import redact
+
+KIND_LABELS = {
+    "firing": "FIRING",
+    "reminder": "Reminder",
+    "resolved": "Resolved",
+    "data_incomplete": "Data incomplete",
+}
+KIND_ICONS = {"firing": "🔴", "reminder": "🔁", "resolved": "✅", "data_incomplete": "⚠️"}
+PARTIAL = "lower bound (partial export)"
+USER_AGENT = "rt-mp-collector"
+
+
+@dataclass(frozen=True)
+class Notification:
+    id: str
+    notifier: str
+    rule: str
+    kind: str
+    severity: str
+    state: str
+    metric: str
+    condition: str
+    threshold: float
+    value: float | None
+    complete: bool
+    window_from: str
+    window_to: str
+    created_at: str
+    logs_url: str | None = None
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Notification:
+        """Rebuild from `as_dict()` output; keys this version does not know are ignored."""
+        known = {f.name for f in fields(cls)}
+        required = {f.name for f in fields(cls) if f.default is MISSING}
+        missing = sorted(required - set(d))
+        if missing:
+            raise ValueError(f"notification is missing {', '.join(missing)}")
+        values = {k: v for k, v in d.items() if k in known}
+        values["threshold"] = float(values["threshold"])
+        if values["value"] is not None:
+            values["value"] = float(values["value"])
+        values["complete"] = bool(values["complete"])
+        return cls(**values)
+
+
+class NotifyError(Exception):
+    """A notification was not delivered. The message names the notifier and what failed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        notifier: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.notifier = notifier
+        self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class NotifierConfig:
+    name: str
+    type: str
+    url: Secret
+    signing_key: Secret | None = None
+
+
+class Notifier(Protocol):
+    name: str
+
+    def send(self, n: Notification) -> None: ...
+
+
+def verify_signature(
+    body: bytes,
+    timestamp: str,
+    signature: str,
+    key: str,
+    *,
+    now: float,
+    tolerance: float = 300,
+) -> bool:
+    """True if `signature` is ours for this body and timestamp, and the timestamp is recent.
+
+    A receiver passes the raw request body and the `X-Collector-Timestamp` and
+    `X-Collector-Signature` headers; the tolerance bounds how long a captured request can be
+    replayed.
+    """
+    try:
+        sent_at = int(timestamp)
+    except (TypeError, ValueError):
+        return False
+    if abs(now - sent_at) > tolerance:
+        return False
+    expected = _sign(body, str(sent_at), key)
+    return hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace"))
+
+
+def _sign(body: bytes, timestamp: str, key: str) -> str:
+    mac = hmac.new(key.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+class _Poster:
+    """One POST with errors turned into `NotifyError`s that never show the URL or the key."""
+
+    def __init__(self, config: NotifierConfig, kind: str, timeout: float) -> None:
+        if config.type != kind:
+            raise ValueError(f"notifier '{config.name}' has type '{config.type}', not '{kind}'")
+        url = config.url.reveal()
+        parsed = urlparse(url)
+        if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+            raise ValueError(f"notifier '{config.name}': the URL is not an http(s) URL")
+        self.name = config.name
+        self.label = f"{kind} notifier '{config.name}'"
+        self._url = url
+        self._timeout = timeout
+        self._secrets = [url, parsed.path, parsed.query]
+        if config.signing_key is not None:
+            self._secrets.append(config.signing_key.reveal())
+        self._session = requests.Session()
+        self._session.headers["User-Agent"] = USER_AGENT
+
+    def post(self, body: bytes, headers: Mapping[str, str]) -> requests.Response:
+        failure = None
+        try:
+            return self._session.post(
+                self._url,
+                data=body,
+                headers={"Content-Type": "application/json", **headers},
+                timeout=self._timeout,
+            )
+        except requests.Timeout:
+            failure = f"no answer within {self._timeout:g}s (timeout)"
+        except requests.RequestException as exc:
+            failure = f"could not connect ({type(exc).__name__})"
+        # Raised outside the except block so the requests error, whose text holds the URL, is not
+        # chained onto ours.
+        raise NotifyError(f"{self.label}: {failure}", notifier=self.name)
+
+    def error(self, resp: requests.Response, what: str = "") -> NotifyError:
+        text = f"{self.label}: HTTP {resp.status_code}"
+        snippet = self.short_text(resp)
+        if snippet:
+            text += f" {snippet}"
+        return NotifyError(text + what, notifier=self.name, status=resp.status_code)
+
+    def short_text(self, resp: requests.Response) -> str:
+        # Redacted before it is cut short, so a secret cannot survive in part.
+        text = redact(resp.text, [s for s in self._secrets if s])
+        return " ".join(text.split())[:120]
+
+
+class SlackNotifier:
+    """A Slack incoming webhook: Block Kit blocks plus a plain `text` fallback."""
+
+    def __init__(
+        self,
+        config: NotifierConfig,
+        *,
+        timeout: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+        max_retry_after: float = 5.0,
+    ) -> None:
+        self._post = _Poster(config, "slack", timeout)
+        self.name = config.name
+        self._sleep = sleep
+        self._max_retry_after = max_retry_after
+
+    def __repr__(self) -> str:
+        return f"SlackNotifier(name={self.name!r})"
+
+    def send(self, n: Notification) -> None:
+        body = json.dumps(slack_message(n), separators=(",", ":")).encode()
+        resp = self._post.post(body, {})
+        if resp.status_code == 429:
+            wait = _retry_after(resp)
+            if wait is None or wait > self._max_retry_after:
+                shown = "none given" if wait is None else f"{wait:g}s"
+                raise NotifyError(
+                    f"{self._post.label}: HTTP 429 rate limited, Retry-After {shown} "
+                    f"exceeds the {self._max_retry_after:g}s this run waits",
+                    notifier=self.name,
+                    status=429,
+                    retry_after=wait,
+                )
+            self._sleep(wait)
+            resp = self._post.post(body, {})
+            if resp.status_code == 429:
+                again = _retry_after(resp)
+                raise NotifyError(
+                    f"{self._post.label}: HTTP 429 rate limited again after waiting "
+                    f"{wait:g}s (Retry-After {'none given' if again is None else f'{again:g}s'})",
+                    notifier=self.name,
+                    status=429,
+                    retry_after=again,
+                )
+        if not 200 <= resp.status_code < 300:
+            raise self._post.error(resp)
+
+
+class WebhookNotifier:
+    """A generic JSON webhook: the notification as compact JSON, signed with HMAC-SHA256.
+
+    Headers: `X-Collector-Timestamp` (unix seconds) and `X-Collector-Signature`
+    (`sha256=<hex HMAC of "<timestamp>.<body>">`); check them with `verify_signature`.
+    `X-Collector-Notification-Id` lets a receiver drop a notification it already has, since a
+    notification whose answer was lost is sent again by the next run.
+    """
+
+    def __init__(
+        self,
+        config: NotifierConfig,
+        *,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if config.signing_key is None or not config.signing_key.reveal():
+            raise ValueError(f"webhook notifier '{config.name}' needs a signing key")
+        self._post = _Poster(config, "webhook", timeout)
+        self.name = config.name
+        self._key = config.signing_key
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"WebhookNotifier(name={self.name!r})"
+
+    def send(self, n: Notification) -> None:
+        body = json.dumps(n.as_dict(), separators=(",", ":"), sort_keys=True).encode()
+        timestamp = str(int(self._clock()))
+        headers = {
+            "X-Collector-Timestamp": timestamp,
+            "X-Collector-Signature": _sign(body, timestamp, self._key.reveal()),
+            "X-Collector-Notification-Id": n.id,
+        }
+        resp = self._post.post(body, headers)
+        if not 200 <= resp.status_code < 300:
+            wait = _retry_after(resp) if resp.status_code == 429 else None
+            extra = f" (Retry-After {wait:g}s)" if wait is not None else ""
+            err = self._post.error(resp, extra)
+            err.retry_after = wait
+            raise err
+
+
+def build_notifier(config: NotifierConfig, **kwargs: Any) -> Notifier:
+    """The notifier for a config; keyword arguments go to its constructor."""
+    if config.type == "slack":
+        return SlackNotifier(config, **kwargs)
+    if config.type == "webhook":
+        return WebhookNotifier(config, **kwargs)
+    raise ValueError(f"notifier '{config.name}' has unknown type '{config.type}'")
+
+
+def _retry_after(resp: requests.Response) -> float | None:
+    raw = resp.headers.get("Retry-After", "").strip()
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None  # absent, or an HTTP date: treated as "too long to wait here"
+
+
+# -- the Slack message -------------------------------------------------------------------------
+
+
+def slack_message(n: Notification) -> dict[str, Any]:
+    """The Slack payload: Block Kit `blocks`, and `text` for notifications and old clients."""
+    label = KIND_LABELS.get(n.kind, n.kind)
+    icon = KIND_ICONS.get(n.kind, "")
+    value = describe_value(n)
+    threshold = describe_threshold(n)
+    window = f"{n.window_from} → {n.window_to}"
+    data = "complete" if n.complete else PARTIAL
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": _cut(f"{icon} {label}: {n.rule}".strip(), 150)},
+        }
+    ]
+    if n.detail:
+        blocks.append({"type": "section", "text": _mrkdwn(_escape(n.detail), 3000)})
+    facts = [
+        ("Severity", n.severity),
+        ("State", n.state),
+        ("Metric", n.metric),
+        ("Value", value),
+        ("Threshold", threshold),
+        ("Data", data),
+        ("Window (UTC)", window),
+    ]
+    blocks.append(
+        {
+            "type": "section",
+            "fields": [_mrkdwn(f"*{name}:*\n{_escape(text)}", 2000) for name, text in facts],
+        }
+    )
+    context = [f"Rule `{_escape(n.rule)}` · notification `{_escape(n.id)}`"]
+    if n.logs_url:
+        context.insert(0, f"<{_link(n.logs_url)}|View logs>")
+    blocks.append({"type": "context", "elements": [_mrkdwn(" · ".join(context), 2000)]})
+
+    text = (
+        f"[{label}] {n.rule} ({n.severity}, {n.state}): {n.metric} {value}, threshold {threshold}; "
+        f"window {window}; data {data}"
+    )
+    if n.detail:
+        text += f". {n.detail}"
+    text = _escape(text)
+    if n.logs_url:
+        text += f" Logs: <{_link(n.logs_url)}|View logs>"
+    return {"text": _cut(text, 3000), "blocks": blocks}
+
+
+def describe_value(n: Notification) -> str:
+    if n.value is None:
+        return "no value"
+    shown = _number(n.value)
+    return shown if n.complete else f"{shown} ({PARTIAL})"
+
+
+def describe_threshold(n: Notification) -> str:
+    t = _number(n.threshold)
+    return {
+        "above": f"above {t}",
+        "below": f"below {t}",
+        "drop_pct": f"drop of {t}%",
+        "rise_pct": f"rise of {t}%",
+    }.get(n.condition, f"{n.condition} {t}")
+
+
+def _number(x: float) -> str:
+    if float(x).is_integer() and abs(x) < 1e15:
+        return f"{int(x):,}"
+    return f"{x:,.6g}"
+
+
+def _mrkdwn(text: str, limit: int) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": _cut(text, limit)}
+
+
+def _escape(text: str) -> str:
+    # Slack's mrkdwn gives &, < and > meaning; everything else is shown as written.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _link(url: str) -> str:
+    return _escape(url).replace("|", "%7C")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

