@@ -180,3 +180,47 @@ def test_scripted_incident_across_restarts(new_store, hook) -> None:
     assert kinds == ["firing", "reminder", "resolved"]
     assert all(n["signature_ok"] for n in accepted(hook))
     assert new_store().load()[0]["rules"]["traffic-high"]["pending"] == []
+
+
+def test_the_cli_runs_the_same_check(sim: Simulator, tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.helpers import PROJECT_ID, SA_SECRET, SA_USER
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        yaml.safe_dump(
+            rules_doc(
+                {"name": "busy", "metric": "events", "window_minutes": 30, "above": 1, "notify": []}
+            )
+        )
+    )
+    env = {
+        **os.environ,
+        "MIXPANEL_EXPORT_URL": sim.url,
+        "MIXPANEL_SERVICE_ACCOUNT_USERNAME": SA_USER,
+        "MIXPANEL_SERVICE_ACCOUNT_SECRET": SA_SECRET,
+        "MIXPANEL_PROJECT_ID": PROJECT_ID,
+        "STATE_STORE": f"file:{tmp_path / 'state.json'}",
+        "HOOK_URL": "http://127.0.0.1:9/x",
+        "HOOK_KEY": KEY,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "collector", "check", "--rules", str(rules)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    body = json.loads(done.stdout)
+    assert [(r["name"], r["state"], r["owed"]) for r in body["rules"]] == [
+        ("busy", "ALERTING", ["firing"])
+    ]
+    assert (tmp_path / "state.json").exists()
+    assert SA_SECRET not in done.stdout + done.stderr

@@ -527,3 +527,14 @@ def test_runs_per_hour_counts_the_worst_rolling_hour(expression, spread, runs) -
 def test_malformed_cron_is_rejected_with_the_field_named(expression, message) -> None:
     with pytest.raises(CronError, match=message):
         parse_cron(expression)
+
+
+def test_the_rules_file_declares_the_check_job() -> None:
+    from pathlib import Path
+
+    from collector.schedule.jobs import JobSpec, load_jobs_file
+
+    example = Path(__file__).resolve().parent.parent / "rules.example.yaml"
+    assert load_jobs_file(example, optional=True) == [
+        JobSpec(name="check", path="/check", schedule="*/15 * * * *")
+    ]

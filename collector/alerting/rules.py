@@ -125,7 +125,9 @@ def parse_rules(raw: Any, env: Mapping[str, str], source: str = "rules") -> Rule
     problems = _Problems()
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the rules file must be a mapping with a 'rules:' list")
-    for key in sorted(set(raw) - {"rules", "notifiers", "defaults", "incomplete_after_runs"}):
+    # `jobs:` is read by `python -m collector.schedule` (the Cloud Scheduler jobs to keep).
+    known = {"rules", "notifiers", "defaults", "incomplete_after_runs", "jobs"}
+    for key in sorted(set(raw) - known):
         problems.add(source, f"unknown top-level field '{key}'")
     notifiers = _notifiers(raw.get("notifiers") or {}, env, problems)
     defaults = raw.get("defaults") or {}

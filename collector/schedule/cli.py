@@ -103,6 +103,13 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     p.add_argument("--jobs-file", type=Path, help="YAML file with a 'jobs:' list (see below)")
     p.add_argument(
+        "--rules",
+        type=Path,
+        default=Path(env["COLLECTOR_RULES"]) if env.get("COLLECTOR_RULES") else None,
+        help="the service's rules file: its 'jobs:' list is declared too "
+        "(default: $COLLECTOR_RULES when set)",
+    )
+    p.add_argument(
         "--http-method",
         choices=("GET", "POST"),
         default="GET",
@@ -273,6 +280,8 @@ def _inputs(args: argparse.Namespace) -> tuple[Target, list[JobSpec]]:
     specs = [parse_job(text, args.http_method) for text in args.job]
     if args.jobs_file:
         specs += load_jobs_file(args.jobs_file, args.http_method)
+    if args.rules:
+        specs += load_jobs_file(args.rules, args.http_method, optional=True)
     target = Target(
         project=args.project,
         location=args.location,

@@ -1,7 +1,7 @@
 """The declared jobs: a plain list of `JobSpec` values, whoever produces it.
 
-The command line (`--job`) and a jobs file feed it today; a rules file can feed the same list
-later without touching the planning or the Scheduler calls.
+The command line (`--job`), a jobs file and the service's rules file (its `jobs:` list) feed
+it, without touching the planning or the Scheduler calls.
 """
 
 from __future__ import annotations
@@ -62,8 +62,11 @@ def parse_job(text: str, method: str = "GET") -> JobSpec:
     return check_job(spec)
 
 
-def load_jobs_file(path: Path, method: str = "GET") -> list[JobSpec]:
-    """A YAML (or JSON) file: `jobs:` followed by a list of name/path/query/schedule entries."""
+def load_jobs_file(path: Path, method: str = "GET", *, optional: bool = False) -> list[JobSpec]:
+    """A YAML (or JSON) file: `jobs:` followed by a list of name/path/query/schedule entries.
+
+    `optional` is for the service's rules file, which may or may not declare `jobs:`.
+    """
     try:
         import yaml  # only needed for a jobs file
     except ImportError:
@@ -74,6 +77,8 @@ def load_jobs_file(path: Path, method: str = "GET") -> list[JobSpec]:
     except (OSError, yaml.YAMLError) as exc:
         raise JobSpecError(f"cannot read jobs file {path}: {exc}") from None
     entries = data.get("jobs") if isinstance(data, Mapping) else data
+    if optional and entries is None:
+        return []
     if not isinstance(entries, list):
         raise JobSpecError(f"{path}: expected a list of jobs under 'jobs:'")
     return [_from_mapping(entry, path, index, method) for index, entry in enumerate(entries)]
