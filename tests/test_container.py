@@ -283,13 +283,15 @@ def test_the_container_command_serves_and_stops_on_sigterm(sim: Simulator, tmp_p
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=stdout, stderr=stderr)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(150):
+        # Refused or unanswered until a worker has imported the app (slow on a cold checkout).
+        ready_by = time.monotonic() + 60
+        while time.monotonic() < ready_by:
             try:
-                health = requests.get(f"{base}/healthz", timeout=1)
+                health = requests.get(f"{base}/healthz", timeout=2)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 assert proc.poll() is None, err.read_text()[-2000:]
-                time.sleep(0.1)
+                time.sleep(0.2)
         else:
             pytest.fail("the container command did not serve: " + err.read_text()[-2000:])
         assert health.status_code == 200

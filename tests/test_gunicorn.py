@@ -65,12 +65,15 @@ def service(sim: Simulator, tmp_path: Path):
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
+        # The arbiter binds before its workers have imported the app (slow on a cold checkout):
+        # a probe may be refused or just not answered yet.
+        ready_by = time.monotonic() + 60
+        while time.monotonic() < ready_by:
             try:
-                if requests.get(f"{base}/healthz", timeout=1).ok:
+                if requests.get(f"{base}/healthz", timeout=2).ok:
                     break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+            except requests.RequestException:
+                time.sleep(0.2)
         else:
             pytest.fail("gunicorn did not start: " + log_path.read_text()[-2000:])
         yield base, proc, log_path
