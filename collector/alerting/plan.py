@@ -106,7 +106,7 @@ class Fanout:
         for slot in self.slots:
             start, end, names = slot.start, slot.end, slot.names
             slot.agg.add(
-                [r for r in batch if start <= r.time < end and (names is None or r.event in names)]
+                [r for r in batch if start <= r[2] < end and (names is None or r[0] in names)]
             )
 
     def duplicates(self) -> int:

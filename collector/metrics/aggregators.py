@@ -42,7 +42,7 @@ class DistinctUsers:
     def add(self, rows: Iterable[Row]) -> None:
         users = self.users
         before = self.rows
-        hashes = [hash(r.distinct_id) for r in rows]
+        hashes = [hash(r[1]) for r in rows]  # r: (event, distinct_id, time, insert_id)
         self.rows = before + len(hashes)
         users.update(hashes)
 
