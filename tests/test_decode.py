@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from collector.export.decode import EventFilter, LineSplitter, LineStats
+from collector.export.decode import EventFilter, LineSplitter, LineStats, Row
 from collector.window import ProjectTime, Window
 
 W = Window(datetime(2026, 11, 23, 10, tzinfo=UTC), datetime(2026, 11, 23, 11, tzinfo=UTC))
@@ -18,7 +18,8 @@ def line(event: str = "Sign Up", did: object = "u1", t: object = T0 + 5, **extra
 def decode(block: bytes, names: list[str] | None = None, zone: str = "UTC"):
     stats = LineStats()
     rows, terminated = EventFilter(W, names, ProjectTime(zone)).decode_block(block, stats)
-    return rows, terminated, stats
+    # Rows travel as plain tuples in Row's field order; name the fields for the assertions.
+    return [Row(*r) for r in rows], terminated, stats
 
 
 def test_splitter_carries_partial_lines_between_chunks() -> None:
