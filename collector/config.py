@@ -205,9 +205,7 @@ def _load(env: Mapping[str, str]) -> Settings:
 def _state_store(r: _Reader) -> str:
     url = r.text("STATE_STORE") or "file:collector-state.json"
     if not (url.startswith(("file:", "gs://")) and len(url) > len("file:")):
-        r.problems.append(
-            f"STATE_STORE={url!r} must be file:<path> or gs://<bucket>/<object>"
-        )
+        r.problems.append(f"STATE_STORE={url!r} must be file:<path> or gs://<bucket>/<object>")
     elif url.startswith("gs://") and "/" not in url[len("gs://") :].strip("/"):
         r.problems.append(f"STATE_STORE={url!r} needs an object name: gs://<bucket>/<object>")
     return url

@@ -79,11 +79,13 @@ def entries(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> list[di
         assert one_query.test_client().get(f"/events?{span}").status_code == 200
         assert one_query.test_client().get(f"/events?{span}").json["code"] == "budget_exhausted"
         rules = parse_rules(
-            {"rules": [
-                {"name": "busy", "metric": "events", "window_minutes": 30, "above": 1},
-                {"name": "quiet", "metric": "distinct_users", "window_minutes": 30, "below": 1},
-                {"name": "dropped", "metric": "events", "window_minutes": 30, "drop_pct": 50},
-            ]},
+            {
+                "rules": [
+                    {"name": "busy", "metric": "events", "window_minutes": 30, "above": 1},
+                    {"name": "quiet", "metric": "distinct_users", "window_minutes": 30, "below": 1},
+                    {"name": "dropped", "metric": "events", "window_minutes": 30, "drop_pct": 50},
+                ]
+            },
             {},
         )
         store = FileStateStore(tmp_path_factory.mktemp("state") / "state.json")
