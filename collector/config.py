@@ -65,6 +65,7 @@ class Settings:
     window_minutes: int = 60
     window_lag_minutes: int = 5
     max_window_days: int = 7
+    exact_distinct_cap: int = 2_000_000
     log_format: str = "text"
     log_level: str = "INFO"
     google_cloud_project: str | None = None
@@ -191,6 +192,7 @@ def _load(env: Mapping[str, str]) -> Settings:
         window_minutes=r.number("WINDOW_MINUTES", 60, int, 1, 60 * 24 * 31),
         window_lag_minutes=r.number("WINDOW_LAG_MINUTES", 5, int, 0, 60 * 24),
         max_window_days=r.number("MAX_WINDOW_DAYS", 7, int, 1, 366),
+        exact_distinct_cap=r.number("EXACT_DISTINCT_CAP", 2_000_000, int, 0, 1_000_000_000),
         log_format=log_format,
         log_level=r.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
         google_cloud_project=r.text("GOOGLE_CLOUD_PROJECT"),

@@ -120,13 +120,16 @@ class Checker:
     def _observe(self, groups: list[QueryGroup]) -> tuple[list[_Outcome], list[dict[str, Any]]]:
         outcomes: list[_Outcome] = []
         exports: list[dict[str, Any]] = []
+        cap = self.settings.exact_distinct_cap
         for index, group in enumerate(groups):
             slots = {}
             for rw in group.members:
-                slots[(rw.rule.name, "current")] = Slot(rw.rule.metric, rw.current, rw.rule.events)
+                slots[(rw.rule.name, "current")] = Slot(
+                    rw.rule.metric, rw.current, rw.rule.events, cap
+                )
                 if rw.previous is not None:
                     slots[(rw.rule.name, "previous")] = Slot(
-                        rw.rule.metric, rw.previous, rw.rule.events
+                        rw.rule.metric, rw.previous, rw.rule.events, cap
                     )
             fanout = Fanout(slots.values())
             figures: dict[str, Any] = {

@@ -76,12 +76,14 @@ def _group(members: list[RuleWindows]) -> QueryGroup:
 class Slot:
     """One rule window's aggregator inside a shared stream."""
 
-    def __init__(self, metric: str, window: Window, events: tuple[str, ...]) -> None:
+    def __init__(
+        self, metric: str, window: Window, events: tuple[str, ...], exact_cap: int = 0
+    ) -> None:
         self.metric = metric
         self.start, self.end = window.start_ts, window.end_ts
         self.names = frozenset(events) if events else None
         self.agg: EventCounts | DistinctUsers = (
-            EventCounts() if metric == "events" else DistinctUsers()
+            EventCounts() if metric == "events" else DistinctUsers(exact_cap)
         )
 
     def value(self) -> int:

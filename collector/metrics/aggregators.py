@@ -19,8 +19,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+import datasketches
+
 from collector.export.decode import Row
 from collector.metrics.hashset import HashSet
+
+SKETCH_LG_K = 13  # 2^13 registers: about 1.8% relative error at 95%, 8 KiB
 
 
 class Aggregator(Protocol):
@@ -32,25 +36,62 @@ class Aggregator(Protocol):
 
 
 class DistinctUsers:
-    def __init__(self) -> None:
+    """Exact up to `exact_cap` distinct users; past it, an HLL sketch (Apache DataSketches).
+
+    The switch keeps memory bounded on a huge window: the sketch is a few kilobytes however many
+    users there are. Re-adding a member changes neither a set nor a sketch, so retries stay
+    idempotent in both modes. Below the cap the answer stays exact.
+    """
+
+    def __init__(self, exact_cap: int = 0, lg_k: int = SKETCH_LG_K) -> None:
+        self.exact_cap = exact_cap  # 0: always exact
+        self.lg_k = lg_k
         self.users = HashSet()
+        self.sketch: datasketches.hll_sketch | None = None
         self.rows = 0
 
     def new_attempt(self) -> None:
         pass  # the set spans attempts: that is what makes a retry idempotent
 
     def add(self, rows: Iterable[Row]) -> None:
-        users = self.users
-        before = self.rows
         hashes = [hash(r[1]) for r in rows]  # r: (event, distinct_id, time, insert_id)
-        self.rows = before + len(hashes)
-        users.update(hashes)
+        self.rows += len(hashes)
+        if self.sketch is not None:
+            update = self.sketch.update
+            for h in hashes:
+                update(h)
+            return
+        self.users.update(hashes)
+        if self.exact_cap and self.users.settled > self.exact_cap:
+            self._to_sketch()
+
+    def _to_sketch(self) -> None:
+        sketch = datasketches.hll_sketch(self.lg_k, datasketches.tgt_hll_type.HLL_8)
+        for h in self.users.members():
+            sketch.update(h)
+        self.sketch, self.users = sketch, HashSet()
+
+    @property
+    def estimate(self) -> bool:
+        if self.sketch is None and self.exact_cap and len(self.users) > self.exact_cap:
+            self._to_sketch()  # crossed the cap inside the last pending buffer
+        return self.sketch is not None
+
+    def relative_error(self) -> float:
+        """The sketch's relative error bound at 2 standard deviations (about 95%)."""
+        return abs(datasketches.hll_sketch.get_rel_err(True, False, self.lg_k, 2))
 
     def value(self) -> int:
+        if self.estimate:
+            assert self.sketch is not None
+            return round(self.sketch.get_estimate())
         return len(self.users)
 
     def result(self) -> dict[str, Any]:
-        return {"value": self.value()}
+        out: dict[str, Any] = {"value": self.value(), "estimate": self.estimate}
+        if self.estimate:
+            out["relative_error"] = round(self.relative_error(), 4)
+        return out
 
 
 class EventCounts:

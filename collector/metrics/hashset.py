@@ -49,5 +49,14 @@ class HashSet:
         return len(self._sorted)
 
     @property
+    def settled(self) -> int:
+        """Members counted so far without merging the pending buffer (a cheap lower bound)."""
+        return len(self._sorted)
+
+    def members(self) -> list[int]:
+        self._compact()
+        return self._sorted.tolist()
+
+    @property
     def nbytes(self) -> int:
         return int(self._sorted.nbytes) + self._pending.itemsize * len(self._pending)

@@ -25,8 +25,8 @@ class MetricRequest:
 class _Both:
     """Distinct users plus event de-duplication, so every metric reports `duplicates`."""
 
-    def __init__(self) -> None:
-        self.users = DistinctUsers()
+    def __init__(self, exact_cap: int = 0) -> None:
+        self.users = DistinctUsers(exact_cap)
         self.counts = EventCounts()
 
     def new_attempt(self) -> None:
@@ -48,7 +48,8 @@ class _Both:
 def compute(request: MetricRequest, reader: ExportReader) -> dict[str, Any]:
     if request.metric not in METRICS:
         raise ValueError(f"unknown metric {request.metric!r}")
-    sink: _Both | EventCounts = EventCounts() if request.metric == "events" else _Both()
+    cap = reader.settings.exact_distinct_cap
+    sink: _Both | EventCounts = EventCounts() if request.metric == "events" else _Both(cap)
     report = reader.read(ExportQuery(request.window, request.events), sink)
     body: dict[str, Any] = {"metric": request.metric}
     body.update(sink.result())
