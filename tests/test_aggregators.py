@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
 from collector.export.decode import Row
 from collector.metrics.aggregators import DistinctUsers, EventCounts
-from collector.metrics.hashset import HashSet
+from collector.metrics.hashset import HashSet, _merge
 
 
 def rows() -> list[Row]:
@@ -55,3 +59,13 @@ def test_partial_attempts_stay_lower_bounds() -> None:
         counts.new_attempt()
         counts.add(data[:prefix])
     assert counts.by_event() == {"Purchase": 2, "Sign Up": 2}  # <= truth {3, 2}
+
+
+@given(
+    st.lists(st.integers(-(2**63), 2**63 - 1), max_size=60),
+    st.lists(st.integers(-(2**63), 2**63 - 1), max_size=60),
+)
+def test_merging_in_place_equals_a_set_union(a: list[int], b: list[int]) -> None:
+    left = np.unique(np.array(a, dtype=np.int64))
+    right = np.unique(np.array(b, dtype=np.int64))
+    assert _merge(left, right).tolist() == sorted(set(a) | set(b))

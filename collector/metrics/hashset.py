@@ -35,14 +35,14 @@ class HashSet:
     def merge(self, other: HashSet) -> None:
         other._compact()
         self._compact()
-        self._sorted = np.union1d(self._sorted, other._sorted)
+        self._sorted = _merge(self._sorted, other._sorted)
 
     def _compact(self) -> None:
         if not self._pending:
             return
         fresh = np.unique(np.frombuffer(self._pending, dtype=np.int64))
-        self._sorted = np.union1d(self._sorted, fresh) if len(self._sorted) else fresh
         self._pending = array("q")
+        self._sorted = _merge(self._sorted, fresh) if len(self._sorted) else fresh
 
     def __len__(self) -> int:
         self._compact()
@@ -60,3 +60,16 @@ class HashSet:
     @property
     def nbytes(self) -> int:
         return int(self._sorted.nbytes) + self._pending.itemsize * len(self._pending)
+
+
+def _merge(known: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+    """Sorted union of two sorted, de-duplicated arrays without sorting them together.
+
+    `np.union1d` concatenates and sorts both, which briefly needs several copies of the large
+    side; finding the new members by binary search and inserting them needs one output array.
+    """
+    at = np.searchsorted(known, fresh)
+    inside = at < len(known)
+    new = np.ones(len(fresh), dtype=bool)
+    new[inside] = known[at[inside]] != fresh[inside]
+    return np.insert(known, at[new], fresh[new])
