@@ -19,3 +19,17 @@ keepalive = 5
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+
+
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    # On SIGTERM, reads in flight end within seconds and still answer (collector/shutdown.py);
+    # a server hook, not a handler in the WSGI module, so gunicorn's own drain stays intact.
+    from collector.shutdown import install
+
+    install(worker)
+
+
+def worker_exit(server, worker):  # type: ignore[no-untyped-def]
+    from collector.shutdown import report
+
+    report(worker)

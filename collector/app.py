@@ -18,6 +18,7 @@ from collector.config import Settings
 from collector.errors import ConfigError
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
+from collector.http.auth import install as require_oidc
 from collector.http.check import bp as check_bp
 from collector.http.routes import bp, register_errors
 from collector.logs import protect, setup_logging
@@ -90,4 +91,5 @@ def create_app(
     app.register_blueprint(bp)
     app.register_blueprint(check_bp)
     register_errors(app)
+    require_oidc(app, settings)  # off unless AUTH_OIDC_AUDIENCE is set
     return app

@@ -71,6 +71,8 @@ class Settings:
     google_cloud_project: str | None = None
     collector_rules: str | None = None
     state_store: str = "file:collector-state.json"
+    auth_oidc_audience: str | None = None  # set: in-app OIDC check (collector/http/auth.py)
+    auth_oidc_invokers: tuple[str, ...] = ()
 
     @property
     def auth_mode(self) -> str:
@@ -171,6 +173,20 @@ def _load(env: Mapping[str, str]) -> Settings:
         # K_SERVICE is set by Cloud Run: structured JSON there, readable text on a laptop.
         log_format = "json" if r.text("K_SERVICE") else "text"
 
+    oidc_audience = r.text("AUTH_OIDC_AUDIENCE")
+    oidc_invokers = tuple(
+        e.strip().lower() for e in (r.text("AUTH_OIDC_INVOKERS") or "").split(",") if e.strip()
+    )
+    if bool(oidc_audience) != bool(oidc_invokers):
+        r.problems.append(
+            "AUTH_OIDC_AUDIENCE and AUTH_OIDC_INVOKERS go together: set both for the in-app "
+            "token check, or neither behind Cloud Run IAM"
+        )
+    if oidc_audience and "?" in oidc_audience:
+        r.problems.append("AUTH_OIDC_AUDIENCE must be the service's base URL, without a query")
+    if [e for e in oidc_invokers if "@" not in e]:
+        r.problems.append("AUTH_OIDC_INVOKERS must be comma-separated service-account emails")
+
     settings = Settings(
         export_url=export_url,
         region=region,
@@ -198,6 +214,8 @@ def _load(env: Mapping[str, str]) -> Settings:
         google_cloud_project=r.text("GOOGLE_CLOUD_PROJECT"),
         collector_rules=r.text("COLLECTOR_RULES"),
         state_store=_state_store(r),
+        auth_oidc_audience=oidc_audience,
+        auth_oidc_invokers=oidc_invokers,
     )
     if r.problems:
         raise ConfigError("invalid configuration: " + "; ".join(r.problems))

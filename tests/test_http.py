@@ -144,3 +144,10 @@ def test_healthz_never_calls_mixpanel(client) -> None:
     r = http.get("/healthz")
     assert r.status_code == 200 and r.get_json()["status"] == "ok"
     assert len(upstream.calls) == 0
+
+
+def test_head_spends_no_export_query(client) -> None:
+    http, upstream = client
+    assert http.head(f"/events?{WINDOW}").status_code == 405
+    assert http.head("/healthz").status_code == 200
+    assert len(upstream.calls) == 0

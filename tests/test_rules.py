@@ -84,3 +84,14 @@ def test_unreadable_or_invalid_yaml_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_text("rules: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_rules(bad, ENV)
+
+
+def test_unknown_rule_names_are_quoted_safely() -> None:
+    from collector.errors import BadRequest
+
+    rules = load_rules(ROOT / "rules.example.yaml", ENV)
+    with pytest.raises(BadRequest) as err:
+        rules.named(["x\udc80\n" + "y" * 500])
+    message = err.value.message
+    assert "\\udc80" in message and "\n" not in message and len(message) < 300
+    message.encode("utf-8")  # loggable: no lone surrogate left

@@ -96,7 +96,8 @@ class RuleSet:
             from collector.errors import BadRequest
 
             raise BadRequest(
-                f"unknown rule(s): {', '.join(unknown)}; known: {', '.join(known) or 'none'}"
+                f"unknown rule(s): {', '.join(_shown(n) for n in unknown[:5])}; "
+                f"known: {', '.join(known) or 'none'}"
             )
         return tuple(known[n] for n in dict.fromkeys(names))
 
@@ -280,6 +281,11 @@ def _rule(
         repeat_minutes=ints["repeat_minutes"],
         notify=tuple(str(n) for n in notify),
     )
+
+
+def _shown(name: str) -> str:
+    """A caller's rule name, quoted and bounded, safe to log whatever bytes it held."""
+    return ascii(name[:60])
 
 
 def _is_int(value: Any) -> bool:

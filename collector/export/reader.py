@@ -9,6 +9,7 @@ go to the same aggregator, which is idempotent over re-reads (see `collector.met
 
 from __future__ import annotations
 
+import base64
 import logging
 import random
 import time
@@ -23,7 +24,7 @@ import urllib3
 from collector.config import Settings
 from collector.errors import BudgetExhausted, UpstreamRefused, UpstreamUnavailable
 from collector.export.budget import QueryBudget
-from collector.export.deadline import Deadline, new_session, watchdog
+from collector.export.deadline import Deadline, new_session, pause, watchdog
 from collector.export.decode import EventFilter, LineSplitter, LineStats
 from collector.export.query import (
     REFUSAL_HINTS,
@@ -103,7 +104,7 @@ class ExportReader:
         *,
         session_factory: Callable[[], requests.Session] = new_session,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = pause,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
     ) -> None:
@@ -114,6 +115,7 @@ class ExportReader:
         self.sleep = sleep
         self.now = now
         self.rng = rng or random.Random()
+        self.redactions = _secret_forms(settings)
 
     def read(self, query: ExportQuery, sink: Aggregator) -> ExportReport:
         """Read the query into `sink`; a report if anything usable was read, else raise."""
@@ -179,6 +181,17 @@ class ExportReader:
 
     def _take_budget(self, deadline: Deadline, report: ExportReport) -> bool:
         while True:
+            if deadline.expired():
+                # A drain (SIGTERM) or a wait that used the last of the time: spend no query.
+                report.errors.append(
+                    Failure(
+                        report.attempts + 1,
+                        deadline.cause,
+                        _ended(deadline) + ": no further attempt",
+                        next=f"stop: {_stop_reason(deadline)}",
+                    )
+                )
+                return False
             wait = self.budget.try_acquire()
             if wait <= 0:
                 return True
@@ -242,7 +255,7 @@ class ExportReader:
             failed.bytes_events = counted  # type: ignore[attr-defined]
             raise
         except (requests.RequestException, OSError) as exc:
-            kind = "deadline" if deadline.expired() else _classify(exc)
+            kind = deadline.cause if deadline.expired() else _classify(exc)
             failed = _AttemptFailed(
                 kind, self._describe(exc, deadline), retryable=kind != "request_error"
             )
@@ -287,7 +300,7 @@ class ExportReader:
                 )
         stats.bad_lines += splitter.dropped
         if deadline.expired():
-            raise _AttemptFailed("deadline", "the total deadline passed while reading the body")
+            raise _AttemptFailed(deadline.cause, _ended(deadline) + " while reading the body")
         if terminated:
             raise _AttemptFailed(
                 "terminated_early", "Mixpanel ended the body early ('terminated early')"
@@ -312,7 +325,7 @@ class ExportReader:
             body = response.raw.read(ERROR_BODY_BYTES, decode_content=True) or b""
         except (OSError, requests.RequestException, urllib3.exceptions.HTTPError):
             body = b""  # the status alone decides; the body is only a detail
-        text = redact(upstream_error_text(body), self.settings.secrets())
+        text = redact(upstream_error_text(body), self.redactions)
         if status in RETRYABLE_STATUS or status >= 500:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             kind = "http_429" if status == 429 else "http_5xx"
@@ -349,8 +362,8 @@ class ExportReader:
         attempt = report.attempts
         if not failed.retryable:
             stop_reason = "not retryable"
-        elif failed.kind == "deadline" or deadline.expired():
-            stop_reason = "deadline reached"
+        elif failed.kind in ("deadline", "shutdown") or deadline.expired():
+            stop_reason = _stop_reason(deadline)
         elif attempt >= policy.max_attempts:
             stop_reason = f"EXPORT_MAX_ATTEMPTS={policy.max_attempts} reached"
         else:
@@ -385,9 +398,30 @@ class ExportReader:
 
     def _describe(self, exc: BaseException, deadline: Deadline) -> str:
         if deadline.expired():
-            return "the total deadline passed (EXPORT_DEADLINE_SECONDS)"
+            return _ended(deadline)
         text = f"{type(exc).__name__}: {exc}"
-        return redact(text, self.settings.secrets())[:300]
+        return redact(text, self.redactions)[:300]
+
+
+def _secret_forms(settings: Settings) -> list[str]:
+    """The secrets, and the Basic credentials that carry them: a proxy's error page may echo
+    the Authorization header, which plain redaction would miss."""
+    forms = settings.secrets()
+    try:
+        user, password = request_auth(settings)
+    except ValueError:
+        return forms
+    return [*forms, base64.b64encode(f"{user}:{password}".encode()).decode()]
+
+
+def _ended(deadline: Deadline) -> str:
+    if deadline.drained:
+        return "the service is shutting down (SIGTERM): the read was cut short to answer in time"
+    return "the total deadline passed (EXPORT_DEADLINE_SECONDS)"
+
+
+def _stop_reason(deadline: Deadline) -> str:
+    return "shutting down" if deadline.drained else "deadline reached"
 
 
 UNFRAMED_WARNING = (

@@ -13,6 +13,7 @@ from collector.window import Window, floor_minute, iso, parse_instant
 
 MAX_EVENT_NAMES = 100
 MAX_EVENT_NAME_CHARS = 255
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # Mixpanel's `time` is epoch seconds: nothing before
 WINDOW_PARAMS = frozenset({"from", "to", "minutes", "lag", "event"})
 DATE_PARAMS = frozenset({"date"})
 
@@ -69,6 +70,10 @@ def _events(params: dict[str, list[str]]) -> tuple[str, ...]:
     for name in names:
         if not name.strip() or len(name) > MAX_EVENT_NAME_CHARS:
             raise BadRequest(f"event names must be 1 to {MAX_EVENT_NAME_CHARS} characters")
+        if not _is_text(name):
+            # A lone surrogate ("\ud800" in a JSON body) is no event name, and no log line
+            # can carry it: the request's summary entry would be lost.
+            raise BadRequest(f"event name {name[:40]!r} is not valid Unicode text")
     return tuple(dict.fromkeys(names))  # keep order, drop repeats
 
 
@@ -84,7 +89,7 @@ def window_request(
             raise BadRequest("give both 'from' and 'to', or neither (then 'minutes' applies)")
         if raw_minutes is not None or raw_lag is not None:
             raise BadRequest("'minutes' and 'lag' cannot be combined with 'from'/'to'")
-        start, end = parse_instant(raw_from, "from"), parse_instant(raw_to, "to")
+        start, end = _instant(raw_from, "from"), _instant(raw_to, "to")
     else:
         minutes = (
             _integer(raw_minutes, "minutes", 1, max_minutes)
@@ -106,7 +111,25 @@ def window_request(
         )
     if start > now:
         raise BadRequest(f"the window starts in the future ({iso(start)}); nothing to count yet")
+    if start < EPOCH:
+        raise BadRequest(f"the window starts before 1970 ({iso(start)}); Mixpanel has no events")
     return MetricRequest(metric, window, _events(params))
+
+
+def _instant(raw: str, name: str) -> datetime:
+    try:
+        return parse_instant(raw, name)
+    except OverflowError:
+        # A valid ISO date whose offset pushes it past year 1 or 9999 (9999-12-31T23:00-05:00).
+        raise BadRequest(f"{name}={raw[:60]!r} is out of range: years 1970 to 9999") from None
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def date_request(params: dict[str, list[str]], now: datetime) -> MetricRequest:
@@ -122,6 +145,8 @@ def date_request(params: dict[str, list[str]], now: datetime) -> MetricRequest:
             raise BadRequest(f"date={raw!r} is not a date: use YYYY-MM-DD (UTC)") from None
     if day > today:
         raise BadRequest(f"date={day.isoformat()} is in the future")
+    if day < EPOCH.date():
+        raise BadRequest(f"date={day.isoformat()} is before 1970: Mixpanel has no events then")
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     end = min(start + timedelta(days=1), now.astimezone(UTC))
     if end <= start:

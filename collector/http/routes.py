@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
+from urllib.parse import parse_qsl
 
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, Request, current_app, jsonify, request
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
+from werkzeug.utils import cached_property
 
 from collector.errors import BadRequest, CollectorError
 from collector.http.params import date_request, merge_params, window_request
@@ -24,7 +28,9 @@ def _runtime() -> Any:
 
 def _params() -> dict[str, list[str]]:
     body = None
-    if request.method == "POST" and request.content_length:
+    # A chunked body has no Content-Length; ignoring it would answer a window nobody asked for.
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if request.method == "POST" and (request.content_length or chunked):
         if not request.is_json:
             raise BadRequest(
                 "send parameters as a JSON object (Content-Type: application/json) "
@@ -89,7 +95,49 @@ def healthz() -> Any:
     return jsonify({"status": "ok", "queries_left_this_hour": _runtime().budget.remaining()})
 
 
+class _BoundedJSON(DefaultJSONProvider):
+    """JSON nested deeper than the parser's recursion limit is invalid JSON, not a crash."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+
+
+class _Request(Request):
+    """Raw non-UTF-8 bytes in a query string read like their percent-encoded form.
+
+    werkzeug leaves an invalid %XX escape as it is, but decodes the raw query string strictly:
+    a raw byte 0xFF would raise UnicodeDecodeError out of `request.args`, a 500.
+    """
+
+    @cached_property
+    def args(self) -> MultiDict[str, str]:  # type: ignore[override]
+        text = self.query_string.decode("utf-8", "werkzeug.url_quote")
+        return self.parameter_storage_class(
+            parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote")
+        )
+
+
+@bp.before_app_request
+def _no_head() -> Any:
+    # Flask answers HEAD with the GET view, which would spend an Export query for no body.
+    if request.method == "HEAD" and request.path != "/healthz":
+        return jsonify(
+            {"error": "405 Method Not Allowed", "code": "http_error", "hint": "use GET or POST"}
+        ), 405
+    return None
+
+
 def register_errors(app: Flask) -> None:
+    app.request_class = _Request  # every route: these and /check
+    # Every body parser (these routes, /check) reads through app.json: a body of 30,000 "["
+    # fits in MAX_BODY_BYTES and would raise RecursionError, which get_json does not catch.
+    bounded = _BoundedJSON(app)
+    bounded.sort_keys = app.json.sort_keys  # type: ignore[attr-defined]
+    app.json = bounded
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
         hints = {

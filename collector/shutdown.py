@@ -1,0 +1,67 @@
+"""Graceful shutdown under gunicorn: on SIGTERM, reads in flight end with what they have.
+
+Cloud Run sends SIGTERM and kills the instance 10 s later. gunicorn's gthread worker then stops
+accepting and waits up to `graceful_timeout` (8 s) for the requests it is serving, but a read may
+have up to EXPORT_DEADLINE_SECONDS (120 s) left: it would be killed without an answer and without
+its summary log entry. So the worker's SIGTERM handler is wrapped to begin a process drain first
+(`collector.export.deadline.drain`): every read, running or new, ends within `DRAIN_SECONDS`,
+and the request answers with what it has (`complete: false`) and logs its summary well inside
+the grace.
+
+The handler is installed from gunicorn's `post_worker_init` hook in gunicorn.conf.py, after
+gunicorn set its own, and calls gunicorn's: an app-level SIGTERM handler in the WSGI module would
+be replaced by gunicorn's, or replace its graceful drain.
+
+Note for alerting: a `/check` cut by the drain ends its reads early like any request. Whatever it
+then writes to the alert state must be all or nothing (write a new object, then swap it in;
+compare-and-set on the stored generation), so that a shutdown never leaves a half-written state.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from types import FrameType
+from typing import Any
+
+from collector.export.deadline import drain
+
+log = logging.getLogger("collector.shutdown")
+
+# Reads end this long after SIGTERM. The answer and its log entry take milliseconds after that,
+# and gunicorn keeps an idle kept-alive connection up to 2 s more: all well inside 8 s.
+DRAIN_SECONDS = 2.0
+
+
+def install(worker: Any, seconds: float = DRAIN_SECONDS) -> None:
+    """Wrap the worker's SIGTERM handler so that a drain begins before gunicorn's own stop."""
+    handle_exit = worker.handle_exit
+
+    def on_sigterm(sig: int, frame: FrameType | None) -> None:
+        if not getattr(worker, "drain_started", None):
+            worker.drain_started = time.monotonic()
+            # Safe in a signal handler: no logging here, and no lock the main thread holds.
+            worker.drain_cut = drain(seconds)
+        handle_exit(sig, frame)
+
+    worker.handle_exit = on_sigterm
+    signal.signal(signal.SIGTERM, on_sigterm)
+    # gunicorn asks that SIGTERM not interrupt system calls in flight; keep it that way.
+    signal.siginterrupt(signal.SIGTERM, False)
+
+
+def report(worker: Any) -> None:
+    """From `worker_exit`: one entry saying how the drain went (nothing if there was none)."""
+    started = getattr(worker, "drain_started", None)
+    if started is None:
+        return
+    seconds = round(time.monotonic() - started, 3)
+    cut = getattr(worker, "drain_cut", 0)
+    log.info(
+        "worker %s stopped %.1f s after SIGTERM; %d read(s) in flight were cut short",
+        getattr(worker, "pid", "?"),
+        seconds,
+        cut,
+        extra={"json_fields": {"drain": True, "seconds": seconds, "reads_cut": cut}},
+    )
