@@ -22,28 +22,12 @@ from hypothesis import strategies as st
 
 from bench.reliability import gunicorn, service_env
 from collector.app import MAX_BODY_BYTES, create_app
-from collector.config import Settings
-from collector.export.budget import QueryBudget
-from collector.export.reader import ExportReader, ExportReport
 from collector.simulator import Simulator
-from tests.helpers import make_settings
+from tests.helpers import CountingReader, make_settings
 
 NOW = datetime(2026, 11, 23, 12, 0, 30, tzinfo=UTC)
 INTERNALS = re.compile(r'Traceback|File "|site-packages|collector/|\w\.py\b')
 ALLOWED = {200, 400, 404, 405, 413, 502, 503}
-
-
-class CountingReader(ExportReader):
-    """Answers every read with nothing, and counts: each call would be one Export query."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings, QueryBudget(60, 3))
-        self.calls = 0
-
-    def read(self, query: Any, sink: Any) -> ExportReport:
-        self.calls += 1
-        sink.new_attempt()
-        return ExportReport(complete=True, attempts=1)
 
 
 @pytest.fixture(scope="module")

@@ -23,12 +23,9 @@ from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 
 from collector.app import create_app
-from collector.config import Settings
 from collector.errors import ConfigError
-from collector.export.budget import QueryBudget
-from collector.export.reader import ExportReader, ExportReport
 from collector.http.auth import GoogleCerts, OidcVerifier
-from tests.helpers import make_settings
+from tests.helpers import CountingReader, make_settings
 
 AUDIENCE = "https://rt-mp-collector-abc123-uc.a.run.app"
 INVOKER = "scheduler-invoker@my-project.iam.gserviceaccount.com"
@@ -93,17 +90,6 @@ class StaticCerts:
             self.refreshes += 1
             self.certs = self.published
         return self.certs
-
-
-class CountingReader(ExportReader):
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings, QueryBudget(60, 3))
-        self.calls = 0
-
-    def read(self, query: Any, sink: Any) -> ExportReport:
-        self.calls += 1
-        sink.new_attempt()
-        return ExportReport(complete=True, attempts=1)
 
 
 @pytest.fixture
