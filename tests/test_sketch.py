@@ -38,7 +38,9 @@ def test_exact_up_to_the_cap_and_flagged_past_it() -> None:
     past.add(rows(range(70_000)))
     result = past.result()
     assert result["estimate"] is True
-    assert abs(result["value"] - 70_000) <= 70_000 * result["relative_error"]
+    # The 95% bound itself is checked with fixed hash seeds below; string hashes differ from
+    # process to process, so here only a sanity bound far out in the tail (about 8 sigma).
+    assert abs(result["value"] - 70_000) <= 70_000 * 4 * result["relative_error"]
     past.add(rows(range(70_000)))  # re-read by a retry: a sketch is idempotent too
     assert past.value() == result["value"]
 
