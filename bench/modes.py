@@ -82,8 +82,7 @@ def decode_in_memory(body: Path, day: str) -> tuple[int, int, int]:
     t0 = time.perf_counter()
     view = memoryview(data)
     for i in range(0, len(data), CHUNK):
-        block = splitter.feed(bytes(view[i : i + CHUNK]))
-        if block:
+        for block in splitter.feed(bytes(view[i : i + CHUNK])):
             rows += len(flt.decode_block(block, stats)[0])
     decode_in_memory.seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
     return rows, len(data), 0
@@ -108,7 +107,10 @@ def metric(url: str, day: str, name: str, gzip: bool) -> tuple[int, int, int]:
     )
     reader = ExportReader(settings, QueryBudget(60, 3))
     start, end = window_of(day)
+    # Timed from here: a service has its modules loaded before the first request.
+    t0 = time.perf_counter()
     body = compute(MetricRequest(name, Window(start, end)), reader)
+    metric.seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
     assert body["complete"], body
     return body["export"]["events"], body["export"]["bytes"], body["value"]
 
@@ -124,7 +126,8 @@ def main() -> None:
         events, nbytes, value = decode_in_memory(Path(body_file), day)
     else:
         events, nbytes, value = metric(url, day, mode, gzip == "1")
-    seconds = getattr(decode_in_memory, "seconds", None) or (time.perf_counter() - t0)
+    timed = decode_in_memory if mode == "decode" else metric
+    seconds = getattr(timed, "seconds", None) or (time.perf_counter() - t0)
     print(
         json.dumps(
             {

@@ -4,9 +4,9 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.export.decode import Row
+from collector.export.batch import Batch, Row
 from collector.metrics.aggregators import DistinctUsers, EventCounts
-from collector.metrics.hashset import HashSet, _merge
+from collector.metrics.hashset import HashSet, _merge, _sorted_unique
 
 
 def rows() -> list[Row]:
@@ -69,3 +69,39 @@ def test_merging_in_place_equals_a_set_union(a: list[int], b: list[int]) -> None
     left = np.unique(np.array(a, dtype=np.int64))
     right = np.unique(np.array(b, dtype=np.int64))
     assert _merge(left, right).tolist() == sorted(set(a) | set(b))
+
+
+@given(st.lists(st.integers(-(2**63), 2**63 - 1) | st.integers(-3, 3), max_size=80))
+def test_sorted_unique_equals_a_sorted_set(values: list[int]) -> None:
+    assert _sorted_unique(np.array(values, dtype=np.int64)).tolist() == sorted(set(values))
+
+
+names = st.sampled_from(["A", "B", "C", "D"])
+event_rows = st.lists(
+    st.tuples(
+        names,
+        st.sampled_from(["u1", "u2", "u3"]),
+        st.sampled_from([1.0, 2.0]),
+        st.sampled_from(["i1", "i2", None]),
+    ),
+    max_size=60,
+)
+
+
+@given(st.lists(event_rows, max_size=4))
+def test_column_aggregation_equals_the_row_by_row_definition(blocks: list[list[Row]]) -> None:
+    """Grouping by name in numpy, splitting off unkeyed rows: same counts as the plain rules."""
+    counts, users = EventCounts(), DistinctUsers()
+    counts.new_attempt()
+    for block in blocks:
+        counts.add(Batch.of(block))
+        users.add(Batch.of(block))
+    every = [r for block in blocks for r in block]
+    expected: dict[str, int] = {}
+    for name in {r[0] for r in every}:
+        keyed = {r for r in every if r[0] == name and r[3] is not None}
+        unkeyed = sum(1 for r in every if r[0] == name and r[3] is None)
+        expected[name] = len(keyed) + unkeyed
+    assert counts.by_event() == {k: v for k, v in sorted(expected.items()) if v}
+    assert users.value() == len({r[1] for r in every})
+    assert counts.rows == len(every)

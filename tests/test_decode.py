@@ -17,15 +17,19 @@ def line(event: str = "Sign Up", did: object = "u1", t: object = T0 + 5, **extra
 
 def decode(block: bytes, names: list[str] | None = None, zone: str = "UTC"):
     stats = LineStats()
-    rows, terminated = EventFilter(W, names, ProjectTime(zone)).decode_block(block, stats)
-    # Rows travel as plain tuples in Row's field order; name the fields for the assertions.
-    return [Row(*r) for r in rows], terminated, stats
+    batch, terminated = EventFilter(W, names, ProjectTime(zone)).decode_block(block, stats)
+    # A batch yields plain tuples in Row's field order; name the fields for the assertions.
+    return [Row(*r) for r in batch], terminated, stats
+
+
+def fed(splitter: LineSplitter, chunk: bytes) -> bytes:
+    return b"".join(bytes(b) for b in splitter.feed(chunk))
 
 
 def test_splitter_carries_partial_lines_between_chunks() -> None:
     body = line(did="a") + line(did="b") + line(did="c")
     splitter = LineSplitter()
-    blocks = [splitter.feed(body[i : i + 7]) for i in range(0, len(body), 7)]
+    blocks = [fed(splitter, body[i : i + 7]) for i in range(0, len(body), 7)]
     assert b"".join(blocks) == body
     assert not splitter.unfinished
 
@@ -36,9 +40,21 @@ def test_splitter_reports_a_body_cut_inside_a_line() -> None:
     assert splitter.unfinished
 
 
+def test_splitter_decodes_whole_lines_in_place_and_joins_only_the_spanning_one() -> None:
+    body = line(did="a") + line(did="b") + line(did="c")
+    cut = len(line(did="a")) + 10
+    splitter = LineSplitter()
+    assert [bytes(b) for b in splitter.feed(body[:cut])] == [line(did="a")]
+    second = body[cut:]
+    blocks = splitter.feed(second)
+    assert [bytes(b) for b in blocks] == [line(did="b"), line(did="c")]
+    assert isinstance(blocks[1], memoryview) and blocks[1].obj is second  # a view, not a copy
+    assert not splitter.unfinished
+
+
 def test_splitter_drops_an_overlong_line_without_holding_it() -> None:
     splitter = LineSplitter(max_line=100)
-    out = splitter.feed(b"x" * 80) + splitter.feed(b"y" * 80) + splitter.feed(b"z\n" + line())
+    out = fed(splitter, b"x" * 80) + fed(splitter, b"y" * 80) + fed(splitter, b"z\n" + line())
     assert out == line()
     assert splitter.dropped == 1
 
@@ -105,3 +121,28 @@ def test_project_zone_times_are_shifted_back_to_utc() -> None:
 def test_insert_id_is_kept_for_deduplication() -> None:
     rows, _, _ = decode(line(**{"$insert_id": "abc"}) + line())
     assert [r.insert_id for r in rows] == ["abc", None]
+
+
+def test_a_block_with_one_odd_line_keeps_every_good_line() -> None:
+    """The strict fast path fails for the whole block; the lenient pass keeps the rest exact."""
+    good = [line(did=f"u{i}", **{"$insert_id": f"i{i}"}) for i in range(50)]
+    odd = line(did="s", t=str(T0 + 9))  # time as a string: not for the strict decoder
+    rows, _, stats = decode(b"".join(good[:25]) + odd + b"".join(good[25:]))
+    assert [r.distinct_id for r in rows] == [f"u{i}" for i in range(25)] + ["s"] + [
+        f"u{i}" for i in range(25, 50)
+    ]
+    assert stats.bad_lines == 0 and stats.lines == 51
+
+
+def test_decoding_a_memoryview_block_matches_decoding_bytes() -> None:
+    block = line(did="a", t=(T0 + 3) * 1000) + line(did=5) + line(did="x", t=T0 - 10)
+    stats = LineStats()
+    flt = EventFilter(W, None, ProjectTime("UTC"))
+    from_view, _ = flt.decode_block(memoryview(block), stats)
+    from_bytes, _ = flt.decode_block(block, stats)
+    assert (
+        list(from_view)
+        == list(from_bytes)
+        == [("Sign Up", "a", T0 + 3, None), ("Sign Up", "5", T0 + 5, None)]
+    )
+    assert stats.skipped == 2

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from collector.alerting.rules import Rule
-from collector.export.decode import Row
+from collector.export.batch import Batch, Row
 from collector.metrics.aggregators import DistinctUsers, EventCounts
 from collector.window import Window, floor_minute
 
@@ -102,14 +102,11 @@ class Fanout:
         for slot in self.slots:
             slot.agg.new_attempt()
 
-    def add(self, rows: Iterable[Row]) -> None:
-        batch = list(rows)
+    def add(self, rows: Batch | Iterable[Row]) -> None:
+        batch = Batch.of(rows)
         self.counts.add(batch)
         for slot in self.slots:
-            start, end, names = slot.start, slot.end, slot.names
-            slot.agg.add(
-                [r for r in batch if start <= r[2] < end and (names is None or r[0] in names)]
-            )
+            slot.agg.add(batch.within(slot.start, slot.end, slot.names))
 
     def duplicates(self) -> int:
         return self.counts.duplicates()

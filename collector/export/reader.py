@@ -278,13 +278,13 @@ class ExportReader:
         for chunk in response.iter_content(CHUNK_BYTES):
             counted["bytes"] += len(chunk)
             report.bytes += len(chunk)
-            block = splitter.feed(chunk)
-            if block:
-                rows, marker = event_filter.decode_block(block, stats)
+            for block in splitter.feed(chunk):
+                batch, marker = event_filter.decode_block(block, stats)
                 terminated = terminated or marker
-                sink.add(rows)
-                counted["events"] += len(rows)
-                report.events += len(rows)
+                if len(batch):
+                    sink.add(batch)
+                counted["events"] += len(batch)
+                report.events += len(batch)
             if deadline.elapsed() >= next_progress:
                 next_progress += self.settings.export_progress_seconds
                 log.info(

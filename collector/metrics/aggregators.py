@@ -17,11 +17,14 @@ chance of a collision among a million members is about 3e-8.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import compress, repeat
+from operator import is_not
 from typing import Any, Protocol
 
 import datasketches
+import numpy as np
 
-from collector.export.decode import Row
+from collector.export.batch import Batch, Row
 from collector.metrics.hashset import HashSet
 
 SKETCH_LG_K = 13  # 2^13 registers: about 1.8% relative error at 95%, 8 KiB
@@ -30,7 +33,7 @@ SKETCH_LG_K = 13  # 2^13 registers: about 1.8% relative error at 95%, 8 KiB
 class Aggregator(Protocol):
     def new_attempt(self) -> None: ...
 
-    def add(self, rows: Iterable[Row]) -> None: ...
+    def add(self, rows: Batch | Iterable[Row]) -> None: ...
 
     def result(self) -> dict[str, Any]: ...
 
@@ -53,12 +56,12 @@ class DistinctUsers:
     def new_attempt(self) -> None:
         pass  # the set spans attempts: that is what makes a retry idempotent
 
-    def add(self, rows: Iterable[Row]) -> None:
-        hashes = [hash(r[1]) for r in rows]  # r: (event, distinct_id, time, insert_id)
+    def add(self, rows: Batch | Iterable[Row]) -> None:
+        hashes = Batch.of(rows).user_hashes()
         self.rows += len(hashes)
         if self.sketch is not None:
             update = self.sketch.update
-            for h in hashes:
+            for h in hashes.tolist():
                 update(h)
             return
         self.users.update(hashes)
@@ -67,7 +70,7 @@ class DistinctUsers:
 
     def _to_sketch(self) -> None:
         sketch = datasketches.hll_sketch(self.lg_k, datasketches.tgt_hll_type.HLL_8)
-        for h in self.users.members():
+        for h in self.users.members().tolist():
             sketch.update(h)
         self.sketch, self.users = sketch, HashSet()
 
@@ -95,6 +98,8 @@ class DistinctUsers:
 
 
 class EventCounts:
+    """Events per name: de-duplicated by Mixpanel's key where `$insert_id` is present."""
+
     def __init__(self) -> None:
         self.keyed: dict[str, HashSet] = {}
         self.keyed_rows = 0
@@ -102,27 +107,41 @@ class EventCounts:
         self.unkeyed_now: dict[str, int] = {}
         self.unkeyed_rereads = 0
         self.rows = 0
+        self._codes: dict[str, int] = {}  # event name -> small integer, for grouping in numpy
+        self._sets: list[HashSet] = []  # by code
 
     def new_attempt(self) -> None:
         self.unkeyed_now = {}
 
-    def add(self, rows: Iterable[Row]) -> None:
-        per_name: dict[str, list[int]] = {}
-        for event, distinct_id, time, insert_id in rows:
-            self.rows += 1
-            if insert_id is None:
-                self._add_unkeyed(event)
-                continue
-            bucket = per_name.get(event)
-            if bucket is None:
-                bucket = per_name[event] = []
-            bucket.append(hash((event, distinct_id, time, insert_id)))
-        for event, hashes in per_name.items():
-            self.keyed_rows += len(hashes)
-            target = self.keyed.get(event)
-            if target is None:
-                target = self.keyed[event] = HashSet()
-            target.update(hashes)
+    def add(self, rows: Batch | Iterable[Row]) -> None:
+        batch = Batch.of(rows)
+        n = len(batch)
+        if not n:
+            return
+        self.rows += n
+        for name in set(batch.names).difference(self._codes):
+            self._codes[name] = len(self._sets)
+            self._sets.append(self.keyed.setdefault(name, HashSet()))
+        codes = np.fromiter(map(self._codes.__getitem__, batch.names), np.int64, n)
+        hashes = batch.key_hashes()
+        if batch.insert_ids.count(None):
+            keyed = np.fromiter(map(is_not, batch.insert_ids, repeat(None)), bool, n)
+            for name in compress(batch.names, (~keyed).tolist()):
+                self._add_unkeyed(name)
+            codes, hashes = codes[keyed], hashes[keyed]
+            if not len(codes):
+                return
+        self.keyed_rows += len(codes)
+        first = int(codes[0])
+        if (codes == first).all():  # one name in the block: the usual case for a named query
+            self._sets[first].update(hashes)
+            return
+        order = np.argsort(codes, kind="stable")
+        codes, hashes = codes[order], hashes[order]
+        starts = np.flatnonzero(np.diff(codes)) + 1
+        heads = codes[np.r_[0, starts]].tolist()
+        for code, part in zip(heads, np.split(hashes, starts), strict=True):
+            self._sets[code].update(part)
 
     def _add_unkeyed(self, event: str) -> None:
         now = self.unkeyed_now.get(event, 0) + 1

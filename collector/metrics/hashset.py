@@ -1,13 +1,12 @@
 """A compact set of 64-bit hashes: 8 bytes per member instead of a Python object each.
 
-New hashes are appended to a flat buffer; when the buffer outgrows the sorted, de-duplicated
+New hashes are appended to a pending list of arrays; when it outgrows the sorted, de-duplicated
 array it is merged in. Amortised cost is O(n log n) and peak memory is a small multiple of
 8 bytes per member. Membership tests are not needed by the metrics, only the size.
 """
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Iterable
 
 import numpy as np
@@ -16,20 +15,24 @@ _MIN_PENDING = 1 << 16
 
 
 class HashSet:
-    __slots__ = ("_pending", "_sorted")
+    __slots__ = ("_pending", "_pending_n", "_sorted")
 
     def __init__(self) -> None:
         self._sorted = np.empty(0, dtype=np.int64)
-        self._pending = array("q")
+        self._pending: list[np.ndarray] = []
+        self._pending_n = 0
 
     def add(self, h: int) -> None:
-        self._pending.append(h)
-        if len(self._pending) >= max(_MIN_PENDING, len(self._sorted)):
-            self._compact()
+        self.update(np.array([h], dtype=np.int64))
 
-    def update(self, hashes: Iterable[int]) -> None:
-        self._pending.extend(hashes)
-        if len(self._pending) >= max(_MIN_PENDING, len(self._sorted)):
+    def update(self, hashes: np.ndarray | Iterable[int]) -> None:
+        if not isinstance(hashes, np.ndarray):
+            hashes = np.fromiter(hashes, np.int64)
+        if not len(hashes):
+            return
+        self._pending.append(hashes)
+        self._pending_n += len(hashes)
+        if self._pending_n >= max(_MIN_PENDING, len(self._sorted)):
             self._compact()
 
     def merge(self, other: HashSet) -> None:
@@ -40,8 +43,8 @@ class HashSet:
     def _compact(self) -> None:
         if not self._pending:
             return
-        fresh = np.unique(np.frombuffer(self._pending, dtype=np.int64))
-        self._pending = array("q")
+        fresh = _sorted_unique(np.concatenate(self._pending))
+        self._pending, self._pending_n = [], 0
         self._sorted = _merge(self._sorted, fresh) if len(self._sorted) else fresh
 
     def __len__(self) -> int:
@@ -53,13 +56,25 @@ class HashSet:
         """Members counted so far without merging the pending buffer (a cheap lower bound)."""
         return len(self._sorted)
 
-    def members(self) -> list[int]:
+    def members(self) -> np.ndarray:
         self._compact()
-        return self._sorted.tolist()
+        return self._sorted
 
     @property
     def nbytes(self) -> int:
-        return int(self._sorted.nbytes) + self._pending.itemsize * len(self._pending)
+        return int(self._sorted.nbytes) + 8 * self._pending_n
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """`np.unique` for int64, by sorting: numpy 2.3+ de-duplicates with a hash table first, which
+    measured 7-12x slower on a million hashes (`python -m bench`, profile)."""
+    values = np.sort(values)
+    if len(values) < 2:
+        return values
+    keep = np.empty(len(values), dtype=bool)
+    keep[0] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
 
 
 def _merge(known: np.ndarray, fresh: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from collector.export.decode import Row
+from collector.export.batch import Batch, Row
 from collector.export.query import ExportQuery
 from collector.export.reader import ExportReader
 from collector.metrics.aggregators import DistinctUsers, EventCounts
@@ -33,10 +33,10 @@ class _Both:
         self.users.new_attempt()
         self.counts.new_attempt()
 
-    def add(self, rows: Iterable[Row]) -> None:
-        rows = list(rows)
-        self.users.add(rows)
-        self.counts.add(rows)
+    def add(self, rows: Batch | Iterable[Row]) -> None:
+        batch = Batch.of(rows)
+        self.users.add(batch)
+        self.counts.add(batch)
 
     def duplicates(self) -> int:
         return self.counts.duplicates()
