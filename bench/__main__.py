@@ -1,12 +1,14 @@
 """Reading speed and memory: the predecessor's reader, this project's reader, and the limits.
 
-    python -m bench [--events N] [--users N] [--gzip]
+    python -m bench [--events N] [--users N] [--gzip] [--modes M,...] [--network MB/s,...]
 
 Renders one day of N simulated events (~0.7 KB each) once with the embedded simulator, serves
 those bytes from a loopback server, and reads them in separate processes (so each peak RSS is
 its own): the old reader (iter_lines + json.loads + a set of ids), this project's reader for each
-metric, the raw transfer with no parsing, and this project's decoder over the bytes in memory.
-Ratios are within one run, so they hold on a noisy machine.
+metric and for the five rules of a `/check` at once, the raw transfer with no parsing, and this
+project's decoder over the bytes in memory. Ratios are within one run, so they hold on a noisy
+machine. With --network, `/events` is also read plain and gzip from a server paced at each
+speed, to show where gzip starts to win.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import requests
 from bench.serve import FileServer
 from collector.simulator import SimConfig, Simulator
 
-MODES = ["baseline", "raw", "decode", "distinct_users", "events", "active_users"]
+MODES = ["baseline", "raw", "decode", "distinct_users", "events", "active_users", "check"]
 
 
 def render_body(events: int, users: int, day: str, path: Path) -> int:
@@ -80,7 +82,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=100_000, help="distinct users (100k)")
     parser.add_argument("--gzip", action="store_true", help="also read gzip bodies")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset")
+    parser.add_argument(
+        "--network",
+        default="",
+        metavar="MB/s,...",
+        help="also time /events plain and gzip at these paced link speeds (needs --gzip)",
+    )
     args = parser.parse_args(argv)
+    try:
+        speeds = [float(v) for v in args.network.split(",") if v.strip()]
+    except ValueError:
+        parser.error("--network takes link speeds in MB/s, comma-separated: --network 50,100")
+    if speeds and not args.gzip:
+        parser.error("--network compares plain and gzip bodies: add --gzip")
+    unknown = set(args.modes.split(",")) - set(MODES)
+    if unknown:
+        parser.error(
+            f"unknown mode(s) {', '.join(sorted(unknown))}; choose from {', '.join(MODES)}"
+        )
 
     day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -106,16 +125,37 @@ def main(argv: list[str] | None = None) -> int:
             modes = args.modes.split(",")
             runs = [(m, False) for m in modes]
             if gz:
-                runs += [(m, True) for m in modes if m in {"distinct_users", "events"}]
+                runs += [(m, True) for m in modes if m in {"distinct_users", "events", "check"}]
             for mode, use_gzip in runs:
                 res = run_mode(mode, server.url, plain, day, use_gzip)
                 res["label"] = mode + (" (gzip)" if use_gzip else "")
                 results.append(res)
                 print(f"  measured {res['label']}", file=sys.stderr)
         print_table(results, size)
+        disagree = disagreements(results)
+        for line in disagree:
+            print(f"DISAGREE: {line}", file=sys.stderr)
+        if speeds and gz:
+            print_network(speeds, plain, gz, day, size, gz.stat().st_size)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    return 1 if disagree else 0
+
+
+def disagreements(results: list[dict]) -> list[str]:
+    """Every mode read the same body: events read and distinct users must agree across them."""
+    problems = []
+    events = {r["label"]: r["events"] for r in results}
+    if len(set(events.values())) > 1:
+        problems.append(f"events read differ between modes: {events}")
+    users = {
+        r["label"]: r["value"]
+        for r in results
+        if r["mode"] in {"baseline", "distinct_users", "active_users", "check"}
+    }
+    if len(set(users.values())) > 1:
+        problems.append(f"distinct users differ between modes: {users}")
+    return problems
 
 
 def print_table(results: list[dict], size: int) -> None:
@@ -134,6 +174,25 @@ def print_table(results: list[dict], size: int) -> None:
         print(
             f"| {r['label']} | {r['events']:,} | {r['seconds']:.2f} | {ev_s:,.0f} | "
             f"{mb_s:,.0f} | {x_base} | {of_limit} | {r['peak_rss_mib']:.0f} |"
+        )
+
+
+def print_network(
+    speeds: list[float], plain: Path, gz: Path, day: str, size: int, gz_size: int
+) -> None:
+    print(
+        "\n| link MB/s | body MB plain / gzip | plain s | gzip s | gzip wins by |"
+        "\n|---:|---:|---:|---:|---:|"
+    )
+    for speed in speeds:
+        with FileServer(plain, gz, rate=speed * 1e6) as server:
+            took = {}
+            for use_gzip in (False, True):
+                took[use_gzip] = run_mode("events", server.url, plain, day, use_gzip)["seconds"]
+                print(f"  measured events at {speed:g} MB/s, gzip={use_gzip}", file=sys.stderr)
+        print(
+            f"| {speed:g} | {size / 1e6:,.0f} / {gz_size / 1e6:,.0f} | {took[False]:.2f} | "
+            f"{took[True]:.2f} | {took[False] / took[True]:.2f}x |"
         )
 
 

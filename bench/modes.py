@@ -11,8 +11,12 @@ import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
+
+if TYPE_CHECKING:
+    from collector.export.reader import ExportReader
 
 CHUNK = 1024 * 1024
 
@@ -88,12 +92,10 @@ def decode_in_memory(body: Path, day: str) -> tuple[int, int, int]:
     return rows, len(data), 0
 
 
-def metric(url: str, day: str, name: str, gzip: bool) -> tuple[int, int, int]:
+def _reader(url: str, gzip: bool) -> ExportReader:
     from collector.config import Settings
     from collector.export.budget import QueryBudget
     from collector.export.reader import ExportReader
-    from collector.metrics.service import MetricRequest, compute
-    from collector.window import Window
 
     settings = Settings.from_env(
         {
@@ -105,7 +107,14 @@ def metric(url: str, day: str, name: str, gzip: bool) -> tuple[int, int, int]:
             "LOG_LEVEL": "error",
         }
     )
-    reader = ExportReader(settings, QueryBudget(60, 3))
+    return ExportReader(settings, QueryBudget(60, 3))
+
+
+def metric(url: str, day: str, name: str, gzip: bool) -> tuple[int, int, int]:
+    from collector.metrics.service import MetricRequest, compute
+    from collector.window import Window
+
+    reader = _reader(url, gzip)
     start, end = window_of(day)
     # Timed from here: a service has its modules loaded before the first request.
     t0 = time.perf_counter()
@@ -113,6 +122,34 @@ def metric(url: str, day: str, name: str, gzip: bool) -> tuple[int, int, int]:
     metric.seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
     assert body["complete"], body
     return body["export"]["events"], body["export"]["bytes"], body["value"]
+
+
+def check(url: str, day: str, gzip: bool) -> tuple[int, int, int]:
+    """The read of a `/check` with five rules over one day: one stream, every rule's aggregator.
+
+    The rules' slots are those a rules file would give: distinct users, events and active users
+    of the day, the day's purchases, and the users of its last hour. Deciding, notifying and
+    saving state are left out: they cost nothing next to the read.
+    """
+    from collector.alerting.plan import Fanout, Slot
+    from collector.export.query import ExportQuery
+    from collector.window import Window
+
+    reader = _reader(url, gzip)
+    start, end = window_of(day)
+    day_window, last_hour = Window(start, end), Window(end - timedelta(hours=1), end)
+    slots = [
+        Slot("distinct_users", day_window, ()),
+        Slot("events", day_window, ()),
+        Slot("active_users", day_window, ()),
+        Slot("events", day_window, ("Purchase",)),
+        Slot("distinct_users", last_hour, ()),
+    ]
+    t0 = time.perf_counter()
+    report = reader.read(ExportQuery(day_window, ()), Fanout(slots))
+    check.seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
+    assert report.complete, report
+    return report.events, report.bytes, slots[0].value()
 
 
 def main() -> None:
@@ -124,9 +161,11 @@ def main() -> None:
         events, nbytes, value = raw(url, day)
     elif mode == "decode":
         events, nbytes, value = decode_in_memory(Path(body_file), day)
+    elif mode == "check":
+        events, nbytes, value = check(url, day, gzip == "1")
     else:
         events, nbytes, value = metric(url, day, mode, gzip == "1")
-    timed = decode_in_memory if mode == "decode" else metric
+    timed = {"decode": decode_in_memory, "check": check}.get(mode, metric)
     seconds = getattr(timed, "seconds", None) or (time.perf_counter() - t0)
     print(
         json.dumps(

@@ -9,13 +9,19 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from pathlib import Path
+
+PACE_BYTES = 256 * 1024  # with a rate set, bytes per paced send
 
 
 class FileServer:
-    def __init__(self, plain: Path, gzipped: Path | None = None) -> None:
+    """Serves the body; `rate` (bytes/s) paces it like a network link of that speed."""
+
+    def __init__(self, plain: Path, gzipped: Path | None = None, rate: float | None = None) -> None:
         self.plain = plain
         self.gzipped = gzipped
+        self.rate = rate
         self._sock = socket.socket()
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
@@ -63,10 +69,16 @@ class FileServer:
                 conn.sendall(head.encode())
                 with path.open("rb") as f:
                     offset = 0
+                    started = time.monotonic()
                     while offset < size:
-                        sent = os.sendfile(conn.fileno(), f.fileno(), offset, size - offset)
+                        count = size - offset if self.rate is None else PACE_BYTES
+                        sent = os.sendfile(conn.fileno(), f.fileno(), offset, count)
                         if sent == 0:
                             break
                         offset += sent
+                        if self.rate is not None:
+                            ahead = started + offset / self.rate - time.monotonic()
+                            if ahead > 0:
+                                time.sleep(ahead)
             except OSError:
                 return  # the client went away: nothing to clean up

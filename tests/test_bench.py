@@ -1,0 +1,60 @@
+"""The benchmark command itself, on a small body: it runs, prints every row, and its modes agree.
+
+Timings are not asserted (they are for `docs/benchmarks.md`, measured on purpose); what is
+asserted is that the command a reader of the README runs still works and still measures the
+same stream in every mode.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_benchmark_prints_every_mode_and_the_modes_agree() -> None:
+    out = run_bench("--events", "3000", "--users", "300", "--gzip", "--network", "20")
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"^\| ([a-z_]+(?: \(gzip\))?) \| ([\d,]+) \|", out.stdout, re.M)
+    }
+    expected = {
+        "baseline",
+        "raw",
+        "decode",
+        "distinct_users",
+        "events",
+        "active_users",
+        "check",
+        "distinct_users (gzip)",
+        "events (gzip)",
+        "check (gzip)",
+    }
+    assert set(rows) == expected
+    assert len(set(rows.values())) == 1 and int(rows["events"].replace(",", "")) > 2000
+    assert "DISAGREE" not in out.stderr
+    assert re.search(
+        r"^\| 20 \| [\d,]+ / [\d,]+ \| [\d.]+ \| [\d.]+ \| [\d.]+x \|$", out.stdout, re.M
+    )
+
+
+def test_the_benchmark_names_what_is_wrong_with_its_options() -> None:
+    out = run_bench("--modes", "events,fastest")
+    assert out.returncode == 2
+    assert "unknown mode(s) fastest" in out.stderr and "choose from" in out.stderr
+    out = run_bench("--network", "fast", "--gzip")
+    assert out.returncode == 2 and "--network takes link speeds in MB/s" in out.stderr
