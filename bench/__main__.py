@@ -17,6 +17,7 @@ import argparse
 import gzip
 import json
 import math
+import os
 import platform
 import shutil
 import subprocess
@@ -83,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gzip", action="store_true", help="also read gzip bodies")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset")
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        metavar="N",
+        help="runs of each mode, the fastest kept: timings on a shared machine are noisy (3)",
+    )
+    parser.add_argument(
         "--network",
         default="",
         metavar="MB/s,...",
@@ -93,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         speeds = [float(v) for v in args.network.split(",") if v.strip()]
     except ValueError:
         parser.error("--network takes link speeds in MB/s, comma-separated: --network 50,100")
+    if args.repeat < 1:
+        parser.error("--repeat must be 1 or more")
+    repeat = args.repeat
     if speeds and not args.gzip:
         parser.error("--network compares plain and gzip bodies: add --gzip")
     unknown = set(args.modes.split(",")) - set(MODES)
@@ -117,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
             + (f", gzip {gz.stat().st_size / 1e6:,.0f} MB" if gz else "")
         )
         print(
-            f"machine: {platform.machine()}, Python {platform.python_version()}, "
-            f"{platform.system()}"
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}, {platform.system()}; "
+            f"fastest of {repeat} runs per mode"
         )
         results = []
         with FileServer(plain, gz) as server:
@@ -127,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             if gz:
                 runs += [(m, True) for m in modes if m in {"distinct_users", "events", "check"}]
             for mode, use_gzip in runs:
-                res = run_mode(mode, server.url, plain, day, use_gzip)
+                tries = [run_mode(mode, server.url, plain, day, use_gzip) for _ in range(repeat)]
+                res = min(tries, key=lambda r: r["seconds"])
                 res["label"] = mode + (" (gzip)" if use_gzip else "")
                 results.append(res)
                 print(f"  measured {res['label']}", file=sys.stderr)

@@ -25,7 +25,10 @@ class Row(NamedTuple):
 
 
 class Batch:
-    __slots__ = ("insert_ids", "names", "times", "users")
+    """Columns of one block. Hashes are computed once and kept: a `/check` feeds one batch to
+    every rule's aggregator, and a selection of it keeps the matching hashes."""
+
+    __slots__ = ("_key_hashes", "_user_hashes", "insert_ids", "names", "times", "users")
 
     def __init__(
         self,
@@ -38,6 +41,8 @@ class Batch:
         self.users = users
         self.times = times
         self.insert_ids = insert_ids
+        self._user_hashes: np.ndarray | None = None
+        self._key_hashes: np.ndarray | None = None
 
     @classmethod
     def empty(cls) -> Batch:
@@ -63,12 +68,17 @@ class Batch:
     def select(self, mask: np.ndarray) -> Batch:
         """The rows where `mask` (a bool array, one per row) is true."""
         keep = mask.tolist()
-        return Batch(
+        part = Batch(
             list(compress(self.names, keep)),
             list(compress(self.users, keep)),
             self.times[mask],
             list(compress(self.insert_ids, keep)),
         )
+        if self._user_hashes is not None:
+            part._user_hashes = self._user_hashes[mask]
+        if self._key_hashes is not None:
+            part._key_hashes = self._key_hashes[mask]
+        return part
 
     def within(self, start: float, end: float, names: frozenset[str] | None) -> Batch:
         """The rows in [start, end) and, if `names` is given, with one of those names."""
@@ -78,9 +88,13 @@ class Batch:
         return self if mask.all() else self.select(mask)
 
     def user_hashes(self) -> np.ndarray:
-        return np.fromiter(map(hash, self.users), np.int64, len(self.users))
+        if self._user_hashes is None:
+            self._user_hashes = np.fromiter(map(hash, self.users), np.int64, len(self.users))
+        return self._user_hashes
 
     def key_hashes(self) -> np.ndarray:
         """One hash per row of Mixpanel's de-duplication key: name, user, time, `$insert_id`."""
-        keys = zip(self.names, self.users, self.times.tolist(), self.insert_ids, strict=True)
-        return np.fromiter(map(hash, keys), np.int64, len(self.names))
+        if self._key_hashes is None:
+            keys = zip(self.names, self.users, self.times.tolist(), self.insert_ids, strict=True)
+            self._key_hashes = np.fromiter(map(hash, keys), np.int64, len(self.names))
+        return self._key_hashes

@@ -1,12 +1,15 @@
 """A compact set of 64-bit hashes: 8 bytes per member instead of a Python object each.
 
-New hashes are appended to a pending list of arrays; when it outgrows the sorted, de-duplicated
-array it is merged in. Amortised cost is O(n log n) and peak memory is a small multiple of
-8 bytes per member. Membership tests are not needed by the metrics, only the size.
+New hashes are appended to a flat pending buffer (8 bytes each, however small the batches: an
+event name seen once per block must not cost an array object per block); when the buffer
+outgrows the sorted, de-duplicated array it is merged in. Amortised cost is O(n log n) and peak
+memory is a small multiple of 8 bytes per member. Membership tests are not needed by the
+metrics, only the size.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable
 
 import numpy as np
@@ -15,24 +18,23 @@ _MIN_PENDING = 1 << 16
 
 
 class HashSet:
-    __slots__ = ("_pending", "_pending_n", "_sorted")
+    __slots__ = ("_pending", "_sorted")
 
     def __init__(self) -> None:
         self._sorted = np.empty(0, dtype=np.int64)
-        self._pending: list[np.ndarray] = []
-        self._pending_n = 0
+        self._pending = array("q")
 
     def add(self, h: int) -> None:
-        self.update(np.array([h], dtype=np.int64))
+        self._pending.append(h)
+        if len(self._pending) >= max(_MIN_PENDING, len(self._sorted)):
+            self._compact()
 
     def update(self, hashes: np.ndarray | Iterable[int]) -> None:
-        if not isinstance(hashes, np.ndarray):
-            hashes = np.fromiter(hashes, np.int64)
-        if not len(hashes):
-            return
-        self._pending.append(hashes)
-        self._pending_n += len(hashes)
-        if self._pending_n >= max(_MIN_PENDING, len(self._sorted)):
+        if isinstance(hashes, np.ndarray):
+            self._pending.frombytes(np.ascontiguousarray(hashes, dtype=np.int64).view(np.uint8))
+        else:
+            self._pending.extend(hashes)
+        if len(self._pending) >= max(_MIN_PENDING, len(self._sorted)):
             self._compact()
 
     def merge(self, other: HashSet) -> None:
@@ -43,8 +45,8 @@ class HashSet:
     def _compact(self) -> None:
         if not self._pending:
             return
-        fresh = _sorted_unique(np.concatenate(self._pending))
-        self._pending, self._pending_n = [], 0
+        fresh = _sorted_unique(np.frombuffer(self._pending, dtype=np.int64))
+        self._pending = array("q")
         self._sorted = _merge(self._sorted, fresh) if len(self._sorted) else fresh
 
     def __len__(self) -> int:
@@ -62,7 +64,7 @@ class HashSet:
 
     @property
     def nbytes(self) -> int:
-        return int(self._sorted.nbytes) + 8 * self._pending_n
+        return int(self._sorted.nbytes) + self._pending.itemsize * len(self._pending)
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:
