@@ -6,6 +6,7 @@ python -m bench.modes MODE URL BODY_FILE DAY
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -105,6 +106,8 @@ def _reader(url: str, gzip: bool) -> ExportReader:
             "EXPORT_GZIP": str(gzip).lower(),
             "EXPORT_PROGRESS_SECONDS": "3600",
             "LOG_LEVEL": "error",
+            # The service's default unless the benchmark is told otherwise (--decode-processes).
+            **{k: v for k, v in os.environ.items() if k == "EXPORT_DECODE_PROCESSES"},
         }
     )
     return ExportReader(settings, QueryBudget(60, 3))
@@ -176,6 +179,11 @@ def main() -> None:
                 "value": value,
                 "seconds": seconds,
                 "peak_rss_mib": round(peak_rss_mib(), 1),
+                # Decode helpers are forks of this process: their peak includes pages they
+                # share with it, so main + helper overstates the memory really used.
+                "helper_peak_rss_mib": round(
+                    resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
+                ),
             }
         )
     )

@@ -6,7 +6,6 @@ store's conflict handling needs tested; the fixtures are registered in conftest.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,11 +18,7 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.helpers import free_port
 
 
 def _fake_gcs_server() -> str:
@@ -37,7 +32,7 @@ def _fake_gcs_server() -> str:
 @pytest.fixture(scope="module")
 def gcs_emulator() -> Iterator[str]:
     """fake-gcs-server in memory on a free loopback port; STORAGE_EMULATOR_HOST points at it."""
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     port = url.rsplit(":", 1)[1]
     command = [_fake_gcs_server(), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1"]
     command += ["-port", port, "-external-url", url, "-log-level", "error"]

@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ import yaml
 from collector.schedule.cli import DEADLINE_MARGIN
 from collector.simulator import Simulator
 from tests.conftest import past_window
-from tests.helpers import PROJECT_ID, SA_SECRET, SA_USER
+from tests.helpers import PROJECT_ID, SA_SECRET, SA_USER, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -258,12 +257,6 @@ def test_the_image_keeps_the_service(path) -> None:
 
 
 # -- the container's command, run -----------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_container_command_serves_and_stops_on_sigterm(sim: Simulator, tmp_path: Path) -> None:

@@ -6,11 +6,7 @@ inside the deadline, and the arbiter must never have to replace a worker.
 
 from __future__ import annotations
 
-import os
 import random
-import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,66 +16,17 @@ import requests
 
 from collector.simulator import Fault, Simulator
 from tests.conftest import past_window
-from tests.helpers import PROJECT_ID, SA_SECRET, SA_USER
+from tests.helpers import gunicorn_service
 
-ROOT = Path(__file__).resolve().parent.parent
 DEADLINE = 3.0
 WORKERS = 2
 THREADS = 4
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def service(sim: Simulator, tmp_path: Path):
-    port = free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "GUNICORN_WORKERS": str(WORKERS),
-        "GUNICORN_THREADS": str(THREADS),
-        "MIXPANEL_EXPORT_URL": sim.url,
-        "MIXPANEL_SERVICE_ACCOUNT_USERNAME": SA_USER,
-        "MIXPANEL_SERVICE_ACCOUNT_SECRET": SA_SECRET,
-        "MIXPANEL_PROJECT_ID": PROJECT_ID,
-        "EXPORT_DEADLINE_SECONDS": str(DEADLINE),
-        "EXPORT_READ_TIMEOUT_SECONDS": "1",
-        "EXPORT_BACKOFF_BASE_SECONDS": "0.05",
-        "EXPORT_BACKOFF_CAP_SECONDS": "0.2",
-        "LOG_FORMAT": "json",
-    }
-    log_path = tmp_path / "gunicorn.log"
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    with log_path.open("w") as log:
-        # The container's command: gunicorn with the shipped gunicorn.conf.py.
-        proc = subprocess.Popen(
-            [str(gunicorn), "--config", "gunicorn.conf.py", "main:app"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        # The arbiter binds before its workers have imported the app (slow on a cold checkout):
-        # a probe may be refused or just not answered yet.
-        ready_by = time.monotonic() + 60
-        while time.monotonic() < ready_by:
-            try:
-                if requests.get(f"{base}/healthz", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
-        else:
-            pytest.fail("gunicorn did not start: " + log_path.read_text()[-2000:])
-        yield base, proc, log_path
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+    with gunicorn_service(sim.url, tmp_path, WORKERS, THREADS, DEADLINE) as running:
+        yield running
 
 
 def test_concurrent_requests_through_faults_never_lose_a_worker(sim: Simulator, service) -> None:

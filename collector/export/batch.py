@@ -4,12 +4,17 @@ The decoder hands each block of lines to the aggregators as one `Batch`: event n
 and `$insert_id`s as lists, times as a float64 array. Selecting, hashing and grouping then use
 `map`, `zip` and numpy over whole columns. Iterating a batch still yields plain `Row`-ordered
 tuples, for code (and tests) that think in rows.
+
+A batch decoded in a helper process (see `collector.export.parallel`) arrives already hashed:
+it has names and times, the hashes and which rows carry an `$insert_id`, but not the ids
+themselves, which no aggregator needs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from itertools import compress
+from itertools import compress, repeat
+from operator import is_not
 from typing import NamedTuple
 
 import numpy as np
@@ -28,14 +33,22 @@ class Batch:
     """Columns of one block. Hashes are computed once and kept: a `/check` feeds one batch to
     every rule's aggregator, and a selection of it keeps the matching hashes."""
 
-    __slots__ = ("_key_hashes", "_user_hashes", "insert_ids", "names", "times", "users")
+    __slots__ = (
+        "_key_hashes",
+        "_keyed",
+        "_user_hashes",
+        "insert_ids",
+        "names",
+        "times",
+        "users",
+    )
 
     def __init__(
         self,
         names: list[str],
-        users: list[str],
+        users: list[str] | None,
         times: np.ndarray,
-        insert_ids: list[str | None],
+        insert_ids: list[str | None] | None,
     ) -> None:
         self.names = names
         self.users = users
@@ -43,10 +56,25 @@ class Batch:
         self.insert_ids = insert_ids
         self._user_hashes: np.ndarray | None = None
         self._key_hashes: np.ndarray | None = None
+        self._keyed: np.ndarray | None = None
 
     @classmethod
     def empty(cls) -> Batch:
         return cls([], [], np.empty(0, dtype=np.float64), [])
+
+    @classmethod
+    def hashed(
+        cls,
+        names: list[str],
+        times: np.ndarray,
+        user_hashes: np.ndarray,
+        key_hashes: np.ndarray,
+        keyed: np.ndarray,
+    ) -> Batch:
+        """A batch hashed elsewhere: no user ids or `$insert_id`s, only what aggregators use."""
+        batch = cls(names, None, times, None)
+        batch._user_hashes, batch._key_hashes, batch._keyed = user_hashes, key_hashes, keyed
+        return batch
 
     @classmethod
     def of(cls, rows: Batch | Iterable[tuple[str, str, float, str | None]]) -> Batch:
@@ -63,6 +91,8 @@ class Batch:
         return len(self.names)
 
     def __iter__(self) -> Iterator[tuple[str, str, float, str | None]]:
+        if self.users is None or self.insert_ids is None:
+            raise TypeError("a hashed batch has no user ids to iterate; use its hashes")
         return zip(self.names, self.users, self.times.tolist(), self.insert_ids, strict=True)
 
     def select(self, mask: np.ndarray) -> Batch:
@@ -70,14 +100,14 @@ class Batch:
         keep = mask.tolist()
         part = Batch(
             list(compress(self.names, keep)),
-            list(compress(self.users, keep)),
+            None if self.users is None else list(compress(self.users, keep)),
             self.times[mask],
-            list(compress(self.insert_ids, keep)),
+            None if self.insert_ids is None else list(compress(self.insert_ids, keep)),
         )
-        if self._user_hashes is not None:
-            part._user_hashes = self._user_hashes[mask]
-        if self._key_hashes is not None:
-            part._key_hashes = self._key_hashes[mask]
+        for cached in ("_user_hashes", "_key_hashes", "_keyed"):
+            value = getattr(self, cached)
+            if value is not None:
+                setattr(part, cached, value[mask])
         return part
 
     def within(self, start: float, end: float, names: frozenset[str] | None) -> Batch:
@@ -89,12 +119,25 @@ class Batch:
 
     def user_hashes(self) -> np.ndarray:
         if self._user_hashes is None:
+            assert self.users is not None
             self._user_hashes = np.fromiter(map(hash, self.users), np.int64, len(self.users))
         return self._user_hashes
 
     def key_hashes(self) -> np.ndarray:
         """One hash per row of Mixpanel's de-duplication key: name, user, time, `$insert_id`."""
         if self._key_hashes is None:
+            assert self.users is not None and self.insert_ids is not None
             keys = zip(self.names, self.users, self.times.tolist(), self.insert_ids, strict=True)
             self._key_hashes = np.fromiter(map(hash, keys), np.int64, len(self.names))
         return self._key_hashes
+
+    def keyed(self) -> np.ndarray:
+        """Which rows carry an `$insert_id` (only those can be de-duplicated)."""
+        if self._keyed is None:
+            assert self.insert_ids is not None
+            n = len(self.insert_ids)
+            if self.insert_ids.count(None):
+                self._keyed = np.fromiter(map(is_not, self.insert_ids, repeat(None)), bool, n)
+            else:
+                self._keyed = np.ones(n, dtype=bool)
+        return self._keyed

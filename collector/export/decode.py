@@ -77,6 +77,12 @@ class LineStats:
     skipped: int = 0
     samples: list[str] = field(default_factory=list)
 
+    def merge(self, other: LineStats) -> None:
+        self.lines += other.lines
+        self.bad_lines += other.bad_lines
+        self.skipped += other.skipped
+        self.samples.extend(other.samples[: SAMPLE_LIMIT - len(self.samples)])
+
     def sample(self, line: bytes, reason: str) -> None:
         if len(self.samples) < SAMPLE_LIMIT:
             text = line[:SAMPLE_BYTES].decode("utf-8", "replace")

@@ -23,9 +23,11 @@ import urllib3
 
 from collector.config import Settings
 from collector.errors import BudgetExhausted, UpstreamRefused, UpstreamUnavailable
+from collector.export.batch import Batch
 from collector.export.budget import QueryBudget
 from collector.export.deadline import Deadline, new_session, pause, watchdog
 from collector.export.decode import EventFilter, LineSplitter, LineStats
+from collector.export.parallel import DecodePool
 from collector.export.query import (
     REFUSAL_HINTS,
     ExportQuery,
@@ -42,6 +44,7 @@ from collector.window import ProjectTime
 log = logging.getLogger("collector.export")
 
 CHUNK_BYTES = 1024 * 1024
+DECODE_AFTER_BYTES = 4 * CHUNK_BYTES  # body read before decode helpers are started
 ERROR_BODY_BYTES = 4096
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
@@ -57,6 +60,7 @@ class ExportReport:
     duplicates: int = 0
     bytes: int = 0
     seconds: float = 0.0
+    decode_helpers: int = 0  # most helper processes decoding in any attempt (0: this one alone)
     errors: list[Failure] = field(default_factory=list)
     bad_line_samples: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -71,11 +75,31 @@ class ExportReport:
             "lines": self.lines,
             "bytes": self.bytes,
             "seconds": round(self.seconds, 3),
+            "decode_helpers": self.decode_helpers,
             "errors": [f.as_dict() for f in self.errors],
         }
         if self.warnings:
             out["warnings"] = self.warnings
         return out
+
+
+class _Fold:
+    """Folds decoded blocks into the sink and the attempt's figures."""
+
+    def __init__(
+        self, sink: Aggregator, stats: LineStats, report: ExportReport, counted: dict[str, int]
+    ) -> None:
+        self.sink, self.stats, self.report, self.counted = sink, stats, report, counted
+        self.terminated = False
+
+    def __call__(self, batch: Batch, marker: bool, block_stats: LineStats | None = None) -> None:
+        if block_stats is not None:  # decoded in a helper: its line figures are its own
+            self.stats.merge(block_stats)
+        self.terminated = self.terminated or marker
+        if len(batch):
+            self.sink.add(batch)
+        self.counted["events"] += len(batch)
+        self.report.events += len(batch)
 
 
 class _AttemptFailed(Exception):
@@ -107,6 +131,7 @@ class ExportReader:
         sleep: Callable[[float], None] = pause,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
+        decode_after_bytes: int = DECODE_AFTER_BYTES,
     ) -> None:
         self.settings = settings
         self.budget = budget
@@ -115,6 +140,7 @@ class ExportReader:
         self.sleep = sleep
         self.now = now
         self.rng = rng or random.Random()
+        self.decode_after_bytes = decode_after_bytes
         self.redactions = _secret_forms(settings)
 
     def read(self, query: ExportQuery, sink: Aggregator) -> ExportReport:
@@ -273,31 +299,48 @@ class ExportReader:
         counted: dict[str, int],
     ) -> None:
         splitter = LineSplitter()
-        terminated = False
+        fold = _Fold(sink, stats, report, counted)
+        processes = self.settings.export_decode_processes
+        pool: DecodePool | None = None
         next_progress = deadline.elapsed() + self.settings.export_progress_seconds
-        for chunk in response.iter_content(CHUNK_BYTES):
-            counted["bytes"] += len(chunk)
-            report.bytes += len(chunk)
-            for block in splitter.feed(chunk):
-                batch, marker = event_filter.decode_block(block, stats)
-                terminated = terminated or marker
-                if len(batch):
-                    sink.add(batch)
-                counted["events"] += len(batch)
-                report.events += len(batch)
-            if deadline.elapsed() >= next_progress:
-                next_progress += self.settings.export_progress_seconds
-                log.info(
-                    "export progress",
-                    extra={
-                        "json_fields": {
-                            "attempt": report.attempts,
-                            "bytes": counted["bytes"],
-                            "events": counted["events"],
-                            "elapsed": round(deadline.elapsed(), 1),
-                        }
-                    },
-                )
+        try:
+            for chunk in response.iter_content(CHUNK_BYTES):
+                counted["bytes"] += len(chunk)
+                report.bytes += len(chunk)
+                if pool is None and processes and counted["bytes"] > self.decode_after_bytes:
+                    # Only a long body is worth a fork; most reads end before this.
+                    pool = DecodePool(event_filter, processes)
+                    report.decode_helpers = max(report.decode_helpers, len(pool.helpers))
+                for block in splitter.feed(chunk):
+                    if pool is not None and isinstance(block, memoryview) and pool.submit(block):
+                        continue
+                    batch, marker = event_filter.decode_block(block, stats)
+                    fold(batch, marker)
+                if pool is not None:
+                    for done in pool.ready():
+                        fold(done.batch, done.terminated, done.stats)
+                if deadline.elapsed() >= next_progress:
+                    next_progress += self.settings.export_progress_seconds
+                    log.info(
+                        "export progress",
+                        extra={
+                            "json_fields": {
+                                "attempt": report.attempts,
+                                "bytes": counted["bytes"],
+                                "events": counted["events"],
+                                "elapsed": round(deadline.elapsed(), 1),
+                            }
+                        },
+                    )
+        finally:
+            if pool is not None:
+                # Blocks handed out were read in this attempt, cut or not: count them.
+                try:
+                    for done in pool.ready(wait=True):
+                        fold(done.batch, done.terminated, done.stats)
+                finally:
+                    pool.close()
+        terminated = fold.terminated
         stats.bad_lines += splitter.dropped
         if deadline.expired():
             raise _AttemptFailed(deadline.cause, _ended(deadline) + " while reading the body")

@@ -17,8 +17,7 @@ chance of a collision among a million members is about 3e-8.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import compress, repeat
-from operator import is_not
+from itertools import compress
 from typing import Any, Protocol
 
 import datasketches
@@ -124,8 +123,8 @@ class EventCounts:
             self._sets.append(self.keyed.setdefault(name, HashSet()))
         codes = np.fromiter(map(self._codes.__getitem__, batch.names), np.int64, n)
         hashes = batch.key_hashes()
-        if batch.insert_ids.count(None):
-            keyed = np.fromiter(map(is_not, batch.insert_ids, repeat(None)), bool, n)
+        keyed = batch.keyed()
+        if not keyed.all():
             for name in compress(batch.names, (~keyed).tolist()):
                 self._add_unkeyed(name)
             codes, hashes = codes[keyed], hashes[keyed]
