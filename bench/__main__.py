@@ -64,6 +64,20 @@ def render_body(events: int, users: int, day: str, path: Path) -> int:
         return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
 
 
+def render_bodies(
+    events: int, users: int, day: str, tmp: Path, with_gzip: bool
+) -> tuple[Path, Path | None, int]:
+    """The body file, its gzip copy if asked (level 6, as servers commonly send), its lines."""
+    plain = tmp / "body.jsonl"
+    lines = render_body(events, users, day, plain)
+    gz = None
+    if with_gzip:
+        gz = tmp / "body.jsonl.gz"
+        with plain.open("rb") as src, gzip.open(gz, "wb", compresslevel=6) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    return plain, gz, lines
+
+
 def run_mode(mode: str, url: str, body: Path, day: str, use_gzip: bool) -> dict:
     out = subprocess.run(
         [sys.executable, "-m", "bench.modes", mode, url, str(body), day, "1" if use_gzip else "0"],
@@ -131,13 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
-        plain = tmp / "body.jsonl"
-        lines = render_body(args.events, args.users, day, plain)
-        gz = None
-        if args.gzip:
-            gz = tmp / "body.jsonl.gz"
-            with plain.open("rb") as src, gzip.open(gz, "wb", compresslevel=6) as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
+        plain, gz, lines = render_bodies(args.events, args.users, day, tmp, args.gzip)
         size = plain.stat().st_size
         print(
             f"body: {lines:,} lines, {size / 1e6:,.0f} MB ({size / max(lines, 1):.0f} B/line)"

@@ -3,16 +3,18 @@
     python -m bench.profile [--events N] [--users N] [--metric NAME] [--gzip]
 
 Renders a body with the simulator, serves it from the loopback server and reads it once with
-the service's reader, under `cProfile`. Stages are the cumulative times of the functions that
-do them: the network (`iter_content`, with gzip inflation), splitting lines, `decode_lines`, the
-column work after it (validation, window filter), hashing, and the aggregators' own work. The
-profiler's overhead inflates every stage a little; the shares are what matter.
+the service's reader in one process (no decode helpers), under `cProfile`. Stages are the
+cumulative times of the functions that do them: the network (`iter_content`, with gzip
+inflation), splitting lines, `decode_lines`, the column work after it (validation, window
+filter), hashing, and the aggregators' own work. The profiler's overhead inflates every stage a
+little; the shares are what matter.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import shutil
 import sys
@@ -60,20 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gzip", action="store_true", help="read the body gzip-encoded")
     args = parser.parse_args(argv)
 
-    import gzip
-
-    from bench.__main__ import render_body
+    # One process: the profile is what decides whether decoding is worth sharing out.
+    os.environ["EXPORT_DECODE_PROCESSES"] = "0"
+    from bench.__main__ import render_bodies
 
     day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
-        plain = tmp / "body.jsonl"
-        render_body(args.events, args.users, day, plain)
-        gz = None
-        if args.gzip:
-            gz = tmp / "body.jsonl.gz"
-            with plain.open("rb") as src, gzip.open(gz, "wb", compresslevel=6) as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
+        plain, gz, _ = render_bodies(args.events, args.users, day, tmp, args.gzip)
         with FileServer(plain, gz) as server:
             metric(server.url, day, args.metric, args.gzip)  # warm: imports, page cache
             profiler = cProfile.Profile()

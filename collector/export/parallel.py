@@ -36,7 +36,7 @@ from collector.export.decode import EventFilter, LineStats
 
 log = logging.getLogger("collector.export")
 
-SLOTS = 3  # blocks in flight per helper
+SLOTS = 4  # blocks in flight per helper: 4 MiB of shared memory each
 SLOT_BYTES = 1024 * 1024  # a block is whole lines of one chunk: at most CHUNK_BYTES
 ANSWER_SECONDS = 10.0  # a helper silent this long on a 1 MiB block is stuck: stop using it
 
