@@ -149,7 +149,7 @@ def check(url: str, day: str, gzip: bool) -> tuple[int, int, int]:
         Slot("distinct_users", last_hour, ()),
     ]
     t0 = time.perf_counter()
-    report = reader.read(ExportQuery(day_window, ()), Fanout(slots))
+    report = reader.read(ExportQuery(day_window, ()), Fanout(slots, day_window))
     check.seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
     assert report.complete, report
     return report.events, report.bytes, slots[0].value()

@@ -131,7 +131,7 @@ class Checker:
                     slots[(rw.rule.name, "previous")] = Slot(
                         rw.rule.metric, rw.previous, rw.rule.events, cap
                     )
-            fanout = Fanout(slots.values())
+            fanout = Fanout(slots.values(), group.window, group.events)
             figures: dict[str, Any] = {
                 "window": group.window.as_dict(),
                 "rules": [m.rule.name for m in group.members],

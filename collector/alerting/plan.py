@@ -91,22 +91,43 @@ class Slot:
 
 
 class Fanout:
-    """An aggregator that feeds many slots from one stream (same shape as the others)."""
+    """An aggregator that feeds many slots from one stream (same shape as the others).
 
-    def __init__(self, slots: Iterable[Slot]) -> None:
+    Slots that would count the same thing share one aggregator: `distinct_users` and
+    `active_users` over the same window, or two rules over the same window and events. So does
+    the query-level event count (for the `duplicates` figure) when a slot covers the whole query.
+    Each shared set is then built once, which at millions of events is most of a run's memory.
+    """
+
+    def __init__(
+        self, slots: Iterable[Slot], window: Window | None = None, events: tuple[str, ...] = ()
+    ) -> None:
         self.slots = list(slots)
-        self.counts = EventCounts()  # query-level, for the `duplicates` figure
+        shared: dict[tuple[object, ...], EventCounts | DistinctUsers] = {}
+        for slot in self.slots:
+            key = (type(slot.agg), slot.start, slot.end, slot.names)
+            slot.agg = shared.setdefault(key, slot.agg)
+        # Every row fed is inside the query's window and events (the reader filters them).
+        counts = None
+        if window is not None:
+            whole = (EventCounts, window.start_ts, window.end_ts, frozenset(events) or None)
+            counts = shared.get(whole)
+        self.counts = counts if isinstance(counts, EventCounts) else EventCounts()
+        self._own_counts = counts is None
+        self._feeds = [(start, end, names, agg) for (_, start, end, names), agg in shared.items()]
 
     def new_attempt(self) -> None:
-        self.counts.new_attempt()
-        for slot in self.slots:
-            slot.agg.new_attempt()
+        if self._own_counts:
+            self.counts.new_attempt()
+        for *_, agg in self._feeds:
+            agg.new_attempt()
 
     def add(self, rows: Batch | Iterable[Row]) -> None:
         batch = Batch.of(rows)
-        self.counts.add(batch)
-        for slot in self.slots:
-            slot.agg.add(batch.within(slot.start, slot.end, slot.names))
+        if self._own_counts:
+            self.counts.add(batch)
+        for start, end, names, agg in self._feeds:
+            agg.add(batch.within(start, end, names))
 
     def duplicates(self) -> int:
         return self.counts.duplicates()
