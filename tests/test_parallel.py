@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -133,6 +134,23 @@ def test_a_helper_that_dies_mid_read_loses_nothing(
     assert figures(helped) == figures(alone)
     assert any("decode helper stopped" in r.getMessage() for r in caplog.records)
     assert children() == []
+
+
+def test_a_stuck_helper_costs_at_most_a_second_and_loses_nothing(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    def stops(conn, memory, event_filter) -> None:
+        conn.recv()
+        os.kill(os.getpid(), signal.SIGSTOP)  # alive, holding a block, never answering
+
+    monkeypatch.setattr(parallel, "_child", stops)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="collector.export"):
+        helped = run(sim, "events", 1)
+    assert time.monotonic() - started < parallel.ANSWER_SECONDS + 1.0
+    assert figures(helped) == figures(run(sim, "events", 0))
+    assert any("no answer in 1 s" in r.getMessage() for r in caplog.records)
+    assert children() == []  # the stopped helper was killed and reaped
 
 
 def test_a_fork_that_fails_falls_back_to_one_process(

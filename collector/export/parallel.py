@@ -38,7 +38,10 @@ log = logging.getLogger("collector.export")
 
 SLOTS = 4  # blocks in flight per helper: 4 MiB of shared memory each
 SLOT_BYTES = 1024 * 1024  # a block is whole lines of one chunk: at most CHUNK_BYTES
-ANSWER_SECONDS = 10.0  # a helper silent this long on a 1 MiB block is stuck: stop using it
+# A 1 MiB block takes a helper a few milliseconds: one silent for a second is stuck, and the
+# reader decodes the block itself rather than let the wait eat into the run's deadline.
+ANSWER_SECONDS = 1.0
+REAP_SECONDS = 0.25  # a told-to-stop helper exits at once; past this it is killed
 
 
 @dataclass
@@ -63,7 +66,7 @@ class _Helper:
 
 
 class DecodePool:
-    """Helpers for one attempt. Use as a context manager; `submit` blocks, collect answers."""
+    """Helpers for one attempt: `submit` blocks of lines, take answers from `ready`, `close`."""
 
     def __init__(self, event_filter: EventFilter, processes: int) -> None:
         self.event_filter = event_filter
@@ -73,12 +76,6 @@ class DecodePool:
             if helper is None:
                 break
             self.helpers.append(helper)
-
-    def __enter__(self) -> DecodePool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def submit(self, block: memoryview) -> bool:
         """Hand a block to a helper with room; False if none has (decode it yourself)."""
@@ -133,7 +130,7 @@ class DecodePool:
             with contextlib.suppress(OSError):
                 helper.conn.send(None)
             helper.conn.close()
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + REAP_SECONDS
         for helper in self.helpers:
             _reap(helper.pid, deadline)
             helper.memory.close()
