@@ -10,8 +10,9 @@ Events without `$insert_id` cannot be de-duplicated; they count as they come. Fo
 attempt keeps its own count per name and the result takes the largest: each attempt's count is
 a lower bound, and the one complete attempt's count is the truth.
 
-Hashes are Python's 64-bit `hash()`, stable within one process, which is all a run needs. The
-chance of a collision among a million members is about 3e-8.
+Hashes are Python's 64-bit `hash()`, stable within one process and the decode helpers forked
+from it, which is all a run needs. The chance of a collision among a million members is about
+3e-8.
 """
 
 from __future__ import annotations
