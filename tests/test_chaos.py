@@ -4,8 +4,9 @@ Goes past tests/test_random_faults.py: every fault the simulator has (headers th
 429 with any Retry-After, duplicated lines, leaks of other days and names, besides cuts, resets,
 stalls, trickles and corrupt gzip), the active_users metric, answers read through the HTTP
 routes, and the export figures that must add up. The contract is
-`bench.reliability.contract_violations`; `python -m bench.reliability` applies it to a thousand
-more scenarios and to a load run on real gunicorn, which the last test here runs briefly.
+`bench.reliability.chaos.contract_violations`; `python -m bench.reliability` applies it to a
+thousand more scenarios and to a load run on real gunicorn, which the last test here runs
+briefly.
 """
 
 from __future__ import annotations
@@ -17,17 +18,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.reliability import (
+from bench.reliability.chaos import (
     FAULT_KINDS,
-    METRICS,
-    NAMES,
     Scenario,
     contract_violations,
     make_fault,
-    run_load,
     run_scenario,
-    sim_config,
 )
+from bench.reliability.common import METRICS, NAMES, sim_config
+from bench.reliability.load import run_load
 from collector.simulator import Fault, Simulator
 
 DEADLINE = 1.2

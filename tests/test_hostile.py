@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.reliability import gunicorn, service_env
+from bench.reliability.common import gunicorn, service_env
 from collector.app import MAX_BODY_BYTES, create_app
 from collector.simulator import Simulator
 from tests.helpers import CountingReader, make_settings

@@ -21,7 +21,8 @@ import pytest
 import requests
 import yaml
 
-from bench.reliability import FAULT_KINDS, base_hour, gunicorn, make_fault, request_for
+from bench.reliability.chaos import FAULT_KINDS, base_hour, make_fault, request_for
+from bench.reliability.common import gunicorn
 from collector.app import create_app
 from collector.config import Settings
 from collector.errors import ConfigError

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from bench.reliability import IN_FLIGHT, run_shutdown, shutdown_problems
+from bench.reliability.shutdown import IN_FLIGHT, run_shutdown, shutdown_problems
 from collector.errors import UpstreamUnavailable
 from collector.export.budget import QueryBudget
 from collector.export.deadline import Deadline, drain, draining, pause, reset_drain
