@@ -101,14 +101,11 @@ class EventCounts:
     """Events per name: de-duplicated by Mixpanel's key where `$insert_id` is present."""
 
     def __init__(self) -> None:
-        self.keyed: dict[str, HashSet] = {}
-        self.keyed_rows = 0
         self.unkeyed_best: dict[str, int] = {}
         self.unkeyed_now: dict[str, int] = {}
-        self.unkeyed_rereads = 0
         self.rows = 0
         self._codes: dict[str, int] = {}  # event name -> small integer, for grouping in numpy
-        self._sets: list[HashSet] = []  # by code
+        self._sets: list[HashSet] = []  # keyed events' hashes, by code
 
     def new_attempt(self) -> None:
         self.unkeyed_now = {}
@@ -121,7 +118,7 @@ class EventCounts:
         self.rows += n
         for name in set(batch.names).difference(self._codes):
             self._codes[name] = len(self._sets)
-            self._sets.append(self.keyed.setdefault(name, HashSet()))
+            self._sets.append(HashSet())
         codes = np.fromiter(map(self._codes.__getitem__, batch.names), np.int64, n)
         hashes = batch.key_hashes()
         keyed = batch.keyed()
@@ -131,7 +128,6 @@ class EventCounts:
             codes, hashes = codes[keyed], hashes[keyed]
             if not len(codes):
                 return
-        self.keyed_rows += len(codes)
         first = int(codes[0])
         if (codes == first).all():  # one name in the block: the usual case for a named query
             self._sets[first].update(hashes)
@@ -148,11 +144,9 @@ class EventCounts:
         self.unkeyed_now[event] = now
         if now > self.unkeyed_best.get(event, 0):
             self.unkeyed_best[event] = now
-        else:
-            self.unkeyed_rereads += 1
 
     def by_event(self) -> dict[str, int]:
-        counts = {name: len(hs) for name, hs in self.keyed.items()}
+        counts = {name: len(self._sets[code]) for name, code in self._codes.items()}
         for name, n in self.unkeyed_best.items():
             counts[name] = counts.get(name, 0) + n
         return dict(sorted((k, v) for k, v in counts.items() if v))

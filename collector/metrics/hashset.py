@@ -24,11 +24,6 @@ class HashSet:
         self._sorted = np.empty(0, dtype=np.int64)
         self._pending = array("q")
 
-    def add(self, h: int) -> None:
-        self._pending.append(h)
-        if len(self._pending) >= max(_MIN_PENDING, len(self._sorted)):
-            self._compact()
-
     def update(self, hashes: np.ndarray | Iterable[int]) -> None:
         if isinstance(hashes, np.ndarray):
             self._pending.frombytes(np.ascontiguousarray(hashes, dtype=np.int64).view(np.uint8))
