@@ -29,7 +29,6 @@ from pathlib import Path
 import requests
 
 from bench.serve import FileServer
-from collector.config import Settings
 from collector.simulator import SimConfig, Simulator
 
 MODES = ["baseline", "raw", "decode", "distinct_users", "events", "active_users", "check"]
@@ -106,12 +105,6 @@ def main(argv: list[str] | None = None) -> int:
         help="runs of each mode, the fastest kept: timings on a shared machine are noisy (3)",
     )
     parser.add_argument(
-        "--decode-processes",
-        type=int,
-        metavar="N",
-        help="EXPORT_DECODE_PROCESSES for the reader modes (default: the service's default)",
-    )
-    parser.add_argument(
         "--network",
         default="",
         metavar="MB/s,...",
@@ -125,15 +118,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1:
         parser.error("--repeat must be 1 or more")
     repeat = args.repeat
-    if args.decode_processes is not None:
-        if not 0 <= args.decode_processes <= 8:
-            parser.error("--decode-processes must be from 0 to 8")
-        os.environ["EXPORT_DECODE_PROCESSES"] = str(args.decode_processes)
-    helpers = (
-        args.decode_processes
-        if args.decode_processes is not None
-        else Settings.from_env({"MIXPANEL_API_SECRET": "x"}).export_decode_processes
-    )
     if speeds and not args.gzip:
         parser.error("--network compares plain and gzip bodies: add --gzip")
     unknown = set(args.modes.split(",")) - set(MODES)
@@ -154,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"machine: {platform.machine()}, {os.cpu_count()} cores, "
             f"Python {platform.python_version()}, {platform.system()}; "
-            f"fastest of {repeat} runs per mode; reader decode helpers: {helpers}"
+            f"fastest of {repeat} runs per mode"
         )
         results = []
         with FileServer(plain, gz) as server:
@@ -201,17 +185,16 @@ def print_table(results: list[dict], size: int) -> None:
     limit = rate.get("decode")
     print(
         "\n| mode | events | seconds | events/s | MB/s | x baseline | of decode limit "
-        "| peak RSS MiB | helper peak RSS MiB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| peak RSS MiB |\n|---|---:|---:|---:|---:|---:|---:|---:|"
     )
     for r in results:
         ev_s = rate[r["label"]]
         mb_s = size / 1e6 / r["seconds"]
         x_base = f"{ev_s / base:.1f}x" if base else "-"
         of_limit = f"{ev_s / limit:.0%}" if limit else "-"
-        helper = f"{r['helper_peak_rss_mib']:.0f}" if r.get("helper_peak_rss_mib") else "-"
         print(
             f"| {r['label']} | {r['events']:,} | {r['seconds']:.2f} | {ev_s:,.0f} | "
-            f"{mb_s:,.0f} | {x_base} | {of_limit} | {r['peak_rss_mib']:.0f} | {helper} |"
+            f"{mb_s:,.0f} | {x_base} | {of_limit} | {r['peak_rss_mib']:.0f} |"
         )
 
 

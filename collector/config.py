@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -64,7 +62,6 @@ class Settings:
     export_backoff_cap_seconds: float = 30.0
     export_gzip: bool = True
     export_progress_seconds: float = 10.0
-    export_decode_processes: int = 0
     window_minutes: int = 60
     window_lag_minutes: int = 5
     max_window_days: int = 7
@@ -141,27 +138,6 @@ class _Reader:
         return raw
 
 
-CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
-
-
-def usable_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
-    """CPUs this process may use: its affinity, capped by a cgroup v2 quota (Cloud Run's --cpu).
-
-    The affinity mask alone may show every core of the host while the quota allows one.
-    """
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    try:
-        quota, period = cpu_max.read_text().split()[:2]
-        if quota != "max":
-            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass  # no cgroup v2 quota visible: the affinity is the limit
-    return max(1, cpus)
-
-
 def _load(env: Mapping[str, str]) -> Settings:
     r = _Reader(env)
     region = r.choice("MIXPANEL_REGION", "us", tuple(REGION_URLS))
@@ -229,10 +205,6 @@ def _load(env: Mapping[str, str]) -> Settings:
         export_backoff_cap_seconds=backoff_cap,
         export_gzip=r.flag("EXPORT_GZIP", True),
         export_progress_seconds=r.number("EXPORT_PROGRESS_SECONDS", 10.0, float, 0.1, 3600),
-        # One helper where a second CPU exists: measured 1.3-1.6x on 2 cores, a loss on one.
-        export_decode_processes=r.number(
-            "EXPORT_DECODE_PROCESSES", min(1, usable_cpus() - 1), int, 0, 8
-        ),
         window_minutes=r.number("WINDOW_MINUTES", 60, int, 1, 60 * 24 * 31),
         window_lag_minutes=r.number("WINDOW_LAG_MINUTES", 5, int, 0, 60 * 24),
         max_window_days=r.number("MAX_WINDOW_DAYS", 7, int, 1, 366),

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from collector.config import REGION_URLS, Settings, usable_cpus
+from collector.config import REGION_URLS, Settings
 from collector.errors import ConfigError
 
 SA = {
@@ -85,24 +83,3 @@ def test_secrets_never_show_in_repr() -> None:
 def test_log_format_follows_cloud_run() -> None:
     assert Settings.from_env(SA).log_format == "text"
     assert Settings.from_env({**SA, "K_SERVICE": "rt-mp-collector"}).log_format == "json"
-
-
-@pytest.mark.parametrize(
-    ("cpu_max", "limit"),
-    [("100000 100000\n", 1), ("250000 100000\n", 3), ("max 100000\n", None), (None, None)],
-)
-def test_usable_cpus_honours_a_cgroup_quota(tmp_path, cpu_max, limit) -> None:
-    path = tmp_path / "cpu.max"
-    if cpu_max is not None:
-        path.write_text(cpu_max)
-    affinity = len(os.sched_getaffinity(0))
-    expected = affinity if limit is None else min(affinity, limit)
-    assert usable_cpus(path) == expected
-
-
-def test_decode_processes_default_to_one_helper_only_with_a_spare_cpu() -> None:
-    settings = Settings.from_env(SA)
-    assert settings.export_decode_processes == min(1, usable_cpus() - 1)
-    assert Settings.from_env({**SA, "EXPORT_DECODE_PROCESSES": "0"}).export_decode_processes == 0
-    with pytest.raises(ConfigError, match="EXPORT_DECODE_PROCESSES=9 is out of range"):
-        Settings.from_env({**SA, "EXPORT_DECODE_PROCESSES": "9"})

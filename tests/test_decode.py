@@ -3,7 +3,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from collector.export.decode import EventFilter, LineSplitter, LineStats, Row
+import pytest
+
+from collector.export.decode import BodyEnd, EventFilter, LineSplitter, LineStats, Row
 from collector.window import ProjectTime, Window
 
 W = Window(datetime(2026, 11, 23, 10, tzinfo=UTC), datetime(2026, 11, 23, 11, tzinfo=UTC))
@@ -16,10 +18,10 @@ def line(event: str = "Sign Up", did: object = "u1", t: object = T0 + 5, **extra
 
 
 def decode(block: bytes, names: list[str] | None = None, zone: str = "UTC"):
-    stats = LineStats()
-    batch, terminated = EventFilter(W, names, ProjectTime(zone)).decode_block(block, stats)
+    stats, end = LineStats(), BodyEnd()
+    batch = EventFilter(W, names, ProjectTime(zone)).decode_block(block, stats, end)
     # A batch yields plain tuples in Row's field order; name the fields for the assertions.
-    return [Row(*r) for r in batch], terminated, stats
+    return [Row(*r) for r in batch], end, stats
 
 
 def fed(splitter: LineSplitter, chunk: bytes) -> bytes:
@@ -67,30 +69,77 @@ def test_u2028_inside_a_string_does_not_split_a_line() -> None:
     assert stats.bad_lines == 0
 
 
-def test_malformed_lines_are_counted_sampled_and_skipped() -> None:
-    block = (
-        line(did="a")
-        + b"not json at all\n"
-        + b'{"event":"x","properties":{\n'
-        + json.dumps({"event": "Sign Up", "properties": {"time": T0}}).encode()
-        + b"\n"
-        + line(did="b")
-    )
-    rows, terminated, stats = decode(block)
+def test_unreadable_lines_are_counted_sampled_and_skipped() -> None:
+    block = line(did="a") + b"not json at all\n" + b'{"event":"x","properties":{\n' + line(did="b")
+    rows, end, stats = decode(block)
     assert [r.distinct_id for r in rows] == ["a", "b"]
-    assert stats.bad_lines == 3
-    assert stats.lines == 5
-    assert not terminated
-    assert 1 <= len(stats.samples) <= 5
+    assert (stats.bad_lines, stats.unreadable, end.unreadable) == (2, 2, 2)
+    assert stats.lines == 4
+    assert not end.marker and end.last_ok
+    assert [s.split(":")[0] for s in stats.samples] == ["unreadable (not JSON)"] * 2
     assert all(len(s) < 260 for s in stats.samples)
 
 
-def test_terminated_early_marker_is_detected() -> None:
-    block = line(did="a") + line(did="b")[:30] + b"\nterminated early\n"
-    rows, terminated, stats = decode(block)
-    assert terminated
+def test_an_event_without_distinct_id_is_an_event_with_no_user() -> None:
+    no_user = json.dumps({"event": "Sign Up", "properties": {"time": T0}}).encode() + b"\n"
+    rows, end, stats = decode(line(did="a") + no_user + line(did=""))
+    assert [r.distinct_id for r in rows] == ["a", "", ""]
+    assert stats.bad_lines == 0 and end.last_ok
+
+
+def test_lines_that_are_json_but_not_events_leave_the_answer_exact() -> None:
+    local = T0 + 5 - 8 * 3600  # written as Los Angeles wall clock (UTC-8 in November)
+    block = (
+        line(did="a", t=local)
+        + b'{"properties":{"time":%d,"distinct_id":"x"}}\n' % local  # no event name
+        + b'{"event":"A","properties":{"distinct_id":"x"}}\n'  # no time
+        + line(t=True)  # a wrong type
+        + line(t=1e300)  # out of range (and no date in any time zone)
+        + line(t=-5)  # before 1970
+        + b"[1, 2]\n"  # not an object
+        + line(did="b", t=local)
+    )
+    rows, end, stats = decode(block, zone="America/Los_Angeles")
+    assert [(r.distinct_id, r.time) for r in rows] == [("a", T0 + 5), ("b", T0 + 5)]
+    assert (stats.bad_lines, stats.unreadable, end.unreadable) == (6, 0, 0)
+    assert end.last_ok
+    assert all(s.startswith("not an event") for s in stats.samples)
+
+
+@pytest.mark.parametrize("field", ["event", "distinct_id", "$insert_id"])
+def test_invalid_utf8_in_any_string_is_an_unreadable_line(field: str) -> None:
+    bad = line(**{"$insert_id": "id-1"}).replace(
+        b'"%s": "' % field.encode(), b'"%s": "\xff' % field.encode()
+    )
+    assert b"\xff" in bad
+    rows, end, stats = decode(line(did="a") + bad + line(did="b"))
+    assert [r.distinct_id for r in rows] == ["a", "b"]
+    assert (stats.unreadable, end.unreadable) == (1, 1)
+    assert "invalid UTF-8" in stats.samples[0]
+
+
+def test_the_last_line_decides_whether_the_block_ends_on_an_event() -> None:
+    assert decode(line() + b'{"event":"A","properties":{}}\n')[1].last_ok is False
+    assert decode(line() + line(t=1e300))[1].last_ok is False
+    assert decode(line(t="soon") + line())[1].last_ok is True
+
+
+@pytest.mark.parametrize(
+    "marker",
+    [
+        b"terminated early",
+        b"export terminated early",
+        b"Export Terminated Early",
+        b"[terminated early]",
+    ],
+)
+def test_every_form_of_the_early_end_marker_is_detected(marker: bytes) -> None:
+    block = line(did="a") + line(did="b")[:30] + b"\n" + marker + b"\n"
+    rows, end, stats = decode(block)
+    assert end.marker and not end.last_ok
     assert [r.distinct_id for r in rows] == ["a"]
     assert stats.bad_lines == 1  # the record Mixpanel cut
+    assert stats.lines == 2  # the marker is no line of data
 
 
 def test_client_side_filtering_of_window_and_names() -> None:
@@ -138,8 +187,8 @@ def test_decoding_a_memoryview_block_matches_decoding_bytes() -> None:
     block = line(did="a", t=(T0 + 3) * 1000) + line(did=5) + line(did="x", t=T0 - 10)
     stats = LineStats()
     flt = EventFilter(W, None, ProjectTime("UTC"))
-    from_view, _ = flt.decode_block(memoryview(block), stats)
-    from_bytes, _ = flt.decode_block(block, stats)
+    from_view = flt.decode_block(memoryview(block), stats, BodyEnd())
+    from_bytes = flt.decode_block(block, stats, BodyEnd())
     assert (
         list(from_view)
         == list(from_bytes)

@@ -389,7 +389,9 @@ def test_the_service_emits_the_entries_the_ops_files_are_about(entries) -> None:
         "budget_exhausted",
     }
     assert {p["complete"] for p in summaries if "complete" in p} == {True, False}
-    assert {p["kind"] for p in attempts} == {"connection_broken", "http_5xx", "truncated"}
+    # A refused query spent a query too: it is a failed attempt like the others.
+    kinds = {p["kind"] for p in attempts}
+    assert kinds == {"connection_broken", "http_5xx", "truncated", "http_401"}
     assert all(
         e["labels"] == {"python_logger": "collector.http"}
         for e in entries

@@ -35,7 +35,7 @@ def reader_for(settings: Settings) -> ExportReader:
 @responses.activate
 def test_service_account_query_shape() -> None:
     settings = make_settings(REGION_URLS["eu"], EXPORT_GZIP="true")
-    responses.get(REGION_URLS["eu"], body=BODY)
+    responses.get(REGION_URLS["eu"], body=BODY, auto_calculate_content_length=True)
     sink = EventCounts()
     report = reader_for(settings).read(ExportQuery(WINDOW, ("Sign Up", "Purchase")), sink)
     assert report.complete and sink.by_event() == {"Purchase": 1, "Sign Up": 1}
@@ -62,7 +62,7 @@ def test_legacy_secret_is_the_basic_user_with_empty_password() -> None:
     settings = Settings.from_env(
         {"MIXPANEL_API_SECRET": "legacy-abc", "MIXPANEL_EXPORT_URL": "https://mp.test/export"}
     )
-    responses.get("https://mp.test/export", body=BODY)
+    responses.get("https://mp.test/export", body=BODY, auto_calculate_content_length=True)
     reader_for(settings).read(ExportQuery(WINDOW), EventCounts())
     (call,) = responses.calls
     assert (
@@ -105,7 +105,7 @@ def test_5xx_and_429_are_retried_then_complete() -> None:
     responses.get(
         "https://mp.test/export", status=429, json={"error": "rate"}, headers={"Retry-After": "0"}
     )
-    responses.get("https://mp.test/export", body=BODY)
+    responses.get("https://mp.test/export", body=BODY, auto_calculate_content_length=True)
     report = reader_for(settings).read(ExportQuery(WINDOW), EventCounts())
     assert report.complete and report.attempts == 3
     assert [e.kind for e in report.errors] == ["http_5xx", "http_429"]

@@ -59,10 +59,13 @@ def parse(body: bytes) -> Iterator[tuple[str, dict]]:
     for line in body.split(b"\n"):
         try:
             obj = json.loads(line)
-            props = obj["properties"]
-            if "distinct_id" not in props or "time" not in props:
-                continue  # valid JSON, but not an event
-        except (ValueError, KeyError, TypeError):
+        except ValueError:
+            continue
+        props = obj.get("properties") if isinstance(obj, dict) else None
+        # Mixpanel's rules: an event has a name and a numeric time; distinct_id is optional.
+        if not isinstance(props, dict) or not isinstance(obj.get("event"), str):
+            continue
+        if not isinstance(props.get("time"), int | float):
             continue
         yield obj["event"], props
 
@@ -80,9 +83,11 @@ def count(
             continue
         if wanted is not None and name not in wanted:
             continue
-        users.add(props["distinct_id"])
+        user = props.get("distinct_id", "")
+        if user != "":
+            users.add(user)  # an empty or missing distinct_id is no user
         if "$insert_id" in props:
-            keyed.add((name, props["distinct_id"], props["time"], props["$insert_id"]))
+            keyed.add((name, user, props["time"], props["$insert_id"]))
         else:
             unkeyed[name] += 1
     by_event = Counter(key[0] for key in keyed) + unkeyed
@@ -148,7 +153,10 @@ def test_body_looks_like_a_real_export(sim: Simulator) -> None:
     assert all(isinstance(t, int) for t in times)
     assert b"\xe2\x80\xa8" in body, "some strings carry a raw U+2028"
     assert 600 < len(body) / len(lines) < 1000
-    assert min(len(props) for _name, props in events) >= 20
+    assert min(len(p) for _name, p in events if p.get("distinct_id")) >= 20
+    no_user = [p for _name, p in events if not p.get("distinct_id")]
+    assert any("distinct_id" not in p for p in no_user), "some events leave distinct_id out"
+    assert any(p.get("distinct_id") == "" for p in no_user), 'some say "distinct_id": ""'
     for _name, props in events:
         assert props["mp_processing_time_ms"] >= props["time"] * 1000
 

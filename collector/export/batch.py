@@ -5,9 +5,8 @@ and `$insert_id`s as lists, times as a float64 array. Selecting, hashing and gro
 `map`, `zip` and numpy over whole columns. Iterating a batch still yields plain `Row`-ordered
 tuples, for code (and tests) that think in rows.
 
-A batch decoded in a helper process (see `collector.export.parallel`) arrives already hashed:
-it has names and times, the hashes and which rows carry an `$insert_id`, but not the ids
-themselves, which no aggregator needs.
+An event without a user has `distinct_id` "" (Mixpanel treats missing and empty alike): it is an
+event, but no user of any uniques count.
 """
 
 from __future__ import annotations
@@ -46,9 +45,9 @@ class Batch:
     def __init__(
         self,
         names: list[str],
-        users: list[str] | None,
+        users: list[str],
         times: np.ndarray,
-        insert_ids: list[str | None] | None,
+        insert_ids: list[str | None],
     ) -> None:
         self.names = names
         self.users = users
@@ -61,20 +60,6 @@ class Batch:
     @classmethod
     def empty(cls) -> Batch:
         return cls([], [], np.empty(0, dtype=np.float64), [])
-
-    @classmethod
-    def hashed(
-        cls,
-        names: list[str],
-        times: np.ndarray,
-        user_hashes: np.ndarray,
-        key_hashes: np.ndarray,
-        keyed: np.ndarray,
-    ) -> Batch:
-        """A batch hashed elsewhere: no user ids or `$insert_id`s, only what aggregators use."""
-        batch = cls(names, None, times, None)
-        batch._user_hashes, batch._key_hashes, batch._keyed = user_hashes, key_hashes, keyed
-        return batch
 
     @classmethod
     def of(cls, rows: Batch | Iterable[tuple[str, str, float, str | None]]) -> Batch:
@@ -91,8 +76,6 @@ class Batch:
         return len(self.names)
 
     def __iter__(self) -> Iterator[tuple[str, str, float, str | None]]:
-        if self.users is None or self.insert_ids is None:
-            raise TypeError("a hashed batch has no user ids to iterate; use its hashes")
         return zip(self.names, self.users, self.times.tolist(), self.insert_ids, strict=True)
 
     def select(self, mask: np.ndarray) -> Batch:
@@ -100,9 +83,9 @@ class Batch:
         keep = mask.tolist()
         part = Batch(
             list(compress(self.names, keep)),
-            None if self.users is None else list(compress(self.users, keep)),
+            list(compress(self.users, keep)),
             self.times[mask],
-            None if self.insert_ids is None else list(compress(self.insert_ids, keep)),
+            list(compress(self.insert_ids, keep)),
         )
         for cached in ("_user_hashes", "_key_hashes", "_keyed"):
             value = getattr(self, cached)
@@ -118,15 +101,22 @@ class Batch:
         return self if mask.all() else self.select(mask)
 
     def user_hashes(self) -> np.ndarray:
+        """One hash per row of its `distinct_id` ("" for no user)."""
         if self._user_hashes is None:
-            assert self.users is not None
             self._user_hashes = np.fromiter(map(hash, self.users), np.int64, len(self.users))
         return self._user_hashes
+
+    def identified_user_hashes(self) -> np.ndarray:
+        """The user hashes of the rows that have a user: Mixpanel leaves an empty or missing
+        `distinct_id` out of every uniques count."""
+        hashes = self.user_hashes()
+        if not self.users.count(""):
+            return hashes
+        return hashes[np.fromiter(map(bool, self.users), bool, len(self.users))]
 
     def key_hashes(self) -> np.ndarray:
         """One hash per row of Mixpanel's de-duplication key: name, user, time, `$insert_id`."""
         if self._key_hashes is None:
-            assert self.users is not None and self.insert_ids is not None
             keys = zip(self.names, self.users, self.times.tolist(), self.insert_ids, strict=True)
             self._key_hashes = np.fromiter(map(hash, keys), np.int64, len(self.names))
         return self._key_hashes
@@ -134,7 +124,6 @@ class Batch:
     def keyed(self) -> np.ndarray:
         """Which rows carry an `$insert_id` (only those can be de-duplicated)."""
         if self._keyed is None:
-            assert self.insert_ids is not None
             n = len(self.insert_ids)
             if self.insert_ids.count(None):
                 self._keyed = np.fromiter(map(is_not, self.insert_ids, repeat(None)), bool, n)

@@ -5,10 +5,19 @@ times slower, yields spurious empty lines, and `str.splitlines` would also split
 U+2029, which JSON allows raw inside strings. The whole lines of a chunk are decoded in place
 (a `memoryview`, not a copy); only a line that spans two chunks is joined.
 
-Each block is decoded first with strict types (every field present, `time` a number), so that
-validation happens in C and the rest is column work (see `collector.export.batch`). A block that
-does not fit (a malformed line, `time` as a string, Mixpanel's early-end marker) is decoded again
-leniently, line by line if need be, and every bad line is counted and sampled.
+Each block is decoded first with strict types, so that validation happens in C and the rest is
+column work (see `collector.export.batch`). A block that does not fit (a bad line, `time` as a
+string, Mixpanel's early-end marker) is decoded again leniently, line by line if need be.
+
+A line is one of four things:
+- an **event**: a JSON object with a string `event` and a `time` in range (`distinct_id` and
+  `$insert_id` optional, as in Mixpanel);
+- **not an event**: readable JSON that Mixpanel could not have stored as an event (no `event`
+  name, no readable `time`, a wrong type, a number out of range). Skipped and counted; it cannot
+  make an answer wrong, because Mixpanel does not count it either;
+- **unreadable**: not valid JSON, invalid UTF-8, or longer than `MAX_LINE_BYTES`. It may have
+  been an event, so an answer that met one is a lower bound;
+- Mixpanel's **early-end marker**: any line that is not JSON and contains `terminated early`.
 """
 
 from __future__ import annotations
@@ -24,22 +33,29 @@ import numpy as np
 from collector.export.batch import Batch, Row
 from collector.window import ProjectTime, Window
 
-__all__ = ["Batch", "EventFilter", "LineSplitter", "LineStats", "Row"]
+__all__ = ["Batch", "BodyEnd", "EventFilter", "LineSplitter", "LineStats", "Row"]
 
-TERMINATED_EARLY = b"terminated early"
-MAX_LINE_BYTES = 4 * 1024 * 1024  # a longer "line" is not an event: drop it rather than hold it
+MARKER = b"terminated early"
+# Mixpanel refuses events over 1 MB; a longer "line" is not one of its events: drop it rather
+# than hold it.
+MAX_LINE_BYTES = 4 * 1024 * 1024
+SNIFF_BYTES = 64 * 1024  # enough of a body's start to see what its first line is
 SAMPLE_LIMIT = 5
 SAMPLE_BYTES = 200
 MILLISECONDS_ABOVE = 100_000_000_000  # a `time` past year 5138 in seconds is in milliseconds
+LATEST_SECONDS = MILLISECONDS_ABOVE  # after the millisecond rescale, later is out of range
 
 Buffer = bytes | memoryview
+_UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError)
+_NOT_AN_EVENT = msgspec.ValidationError  # a subclass of DecodeError: catch it first
 
 
 # gc=False: these structs never hold cycles, and a million tracked objects per block would make
 # the cyclic collector run over and over during a read.
 class _Props(msgspec.Struct, gc=False):
     time: int | float
-    distinct_id: str | int
+    # Missing and empty are the same to Mixpanel: an event with no user.
+    distinct_id: str | int = ""
     insert_id: str | None = msgspec.field(name="$insert_id", default=None)
 
 
@@ -73,21 +89,36 @@ class LineStats:
     """What the decoder saw, across every attempt of one run."""
 
     lines: int = 0
-    bad_lines: int = 0
-    skipped: int = 0
+    bad_lines: int = 0  # lines skipped: not events, and unreadable ones
+    unreadable: int = 0  # of those, lines that could not be read at all
+    skipped: int = 0  # valid events outside the window or the names asked for
     samples: list[str] = field(default_factory=list)
 
-    def merge(self, other: LineStats) -> None:
-        self.lines += other.lines
-        self.bad_lines += other.bad_lines
-        self.skipped += other.skipped
-        self.samples.extend(other.samples[: SAMPLE_LIMIT - len(self.samples)])
-
-    def sample(self, line: bytes, reason: str) -> None:
+    def sample(self, line: Buffer, reason: str) -> None:
         if len(self.samples) < SAMPLE_LIMIT:
-            text = line[:SAMPLE_BYTES].decode("utf-8", "replace")
+            text = bytes(line[:SAMPLE_BYTES]).decode("utf-8", "replace")
             more = "…" if len(line) > SAMPLE_BYTES else ""
             self.samples.append(f"{reason}: {text}{more}")
+
+    def not_an_event(self, line: Buffer, reason: str) -> None:
+        self.bad_lines += 1
+        self.sample(line, f"not an event ({reason})")
+
+
+@dataclass
+class BodyEnd:
+    """What one attempt's body showed about its own end."""
+
+    started: bool = False  # a non-empty line was seen
+    last_ok: bool = True  # the last non-empty line was an event (true while there is none)
+    marker: bool = False  # Mixpanel's early-end marker
+    unreadable: int = 0  # lines of this attempt that could not be read
+
+    def unreadable_line(self, stats: LineStats, line: Buffer, reason: str) -> None:
+        self.unreadable += 1
+        stats.unreadable += 1
+        stats.bad_lines += 1
+        stats.sample(line, f"unreadable ({reason})")
 
 
 class LineSplitter:
@@ -131,8 +162,32 @@ class LineSplitter:
 
     @property
     def unfinished(self) -> bool:
-        """True if the stream stopped inside a line: a body cut with no error."""
+        """True if the stream stopped inside a line (if it ends now, it was cut or lacks its
+        last newline)."""
         return bool(self._tail.strip()) or self._dropping
+
+    @property
+    def dropping(self) -> bool:
+        """True while inside an over-long line (the stream stopped inside it if it ends now)."""
+        return self._dropping
+
+    def tail(self) -> bytes:
+        """The bytes after the last newline: a last line without its newline, or a cut."""
+        return self._tail if self._tail.strip() else b""
+
+
+def first_line_kind(block: Buffer) -> str | None:
+    """What the first non-empty line of a body is: "event" (it opens a JSON object: decoding
+    judges the rest), "marker", "other" (not an export body), or None for blank lines only."""
+    data = bytes(block[:SNIFF_BYTES])
+    for line in data.split(b"\n"):
+        text = line.strip()
+        if not text:
+            continue
+        if text.startswith(b"{"):
+            return "event"
+        return "marker" if MARKER in text.lower() else "other"
+    return None
 
 
 class EventFilter:
@@ -148,24 +203,67 @@ class EventFilter:
         self.ptime = ptime
         self.shift = ptime.shift_for(window)
 
-    def decode_block(self, block: Buffer, stats: LineStats) -> tuple[Batch, bool]:
-        """Events of one block of whole lines, and whether it held Mixpanel's early-end marker."""
+    def decode_block(self, block: Buffer, stats: LineStats, end: BodyEnd) -> Batch:
+        """The events of one block of whole lines; what it shows of the body's end goes to
+        `end`."""
         try:
             events = _strict.decode_lines(block)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (*_UNREADABLE, _NOT_AN_EVENT):
             pass
         else:
-            stats.lines += len(events)
-            return self._columns(events, stats), False
+            if events:
+                stats.lines += len(events)
+                end.started, end.last_ok = True, True
+            return self._columns(events, stats, end)
         try:
             loose = _loose.decode_lines(block)
-            stats.lines += len(loose)
-            terminated = False
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            loose, terminated = self._decode_one_by_one(bytes(block), stats)
-        return self._columns(self._valid(loose, stats), stats), terminated
+        except (*_UNREADABLE, _NOT_AN_EVENT):
+            return self._columns(self._one_by_one(bytes(block), stats, end), stats, end)
+        if not loose:
+            return Batch.empty()
+        stats.lines += len(loose)
+        end.started = True
+        valid = []
+        for ev in loose:
+            strict = _as_event(ev, stats)
+            if strict is not None:
+                valid.append(strict)
+        end.last_ok = _as_event(loose[-1], None) is not None
+        return self._columns(valid, stats, end)
 
-    def _columns(self, events: list[_Event], stats: LineStats) -> Batch:
+    def _one_by_one(self, block: bytes, stats: LineStats, end: BodyEnd) -> list[_Event]:
+        events: list[_Event] = []
+        for line in block.split(b"\n"):
+            text = line.strip()
+            if not text:
+                continue
+            end.started = True
+            end.last_ok = False
+            try:
+                loose = _loose.decode(text)
+            except _NOT_AN_EVENT as exc:  # before _UNREADABLE: it is a kind of DecodeError
+                if _is_marker(text):
+                    end.marker = True
+                    continue
+                stats.lines += 1
+                stats.not_an_event(text, _short_reason(exc))
+                continue
+            except _UNREADABLE as exc:
+                if _is_marker(text):
+                    end.marker = True  # not a line of data: not counted
+                    continue
+                stats.lines += 1
+                reason = "invalid UTF-8" if isinstance(exc, UnicodeDecodeError) else "not JSON"
+                end.unreadable_line(stats, text, reason)
+                continue
+            stats.lines += 1
+            event = _as_event(loose, stats)
+            if event is not None:
+                events.append(event)
+                end.last_ok = True
+        return events
+
+    def _columns(self, events: list[_Event], stats: LineStats, end: BodyEnd) -> Batch:
         n = len(events)
         if not n:
             return Batch.empty()
@@ -174,6 +272,11 @@ class EventFilter:
         millis = times > MILLISECONDS_ABOVE
         if millis.any():
             times[millis] /= 1000.0
+        if times.min() < 0 or times.max() >= LATEST_SECONDS:
+            events, props, times = self._in_range(events, props, times, stats, end)
+            n = len(events)
+            if not n:
+                return Batch.empty()
         if self.shift is not None:
             times -= self.shift
         else:
@@ -198,39 +301,52 @@ class EventFilter:
             list(map(_insert_id, props)),
         )
 
-    def _decode_one_by_one(self, block: bytes, stats: LineStats) -> tuple[list[_LooseEvent], bool]:
-        events: list[_LooseEvent] = []
-        terminated = False
-        for line in block.split(b"\n"):
-            if not line.strip():
-                continue
-            if line.strip() == TERMINATED_EARLY:
-                terminated = True
-                continue
-            stats.lines += 1
-            try:
-                events.append(_loose.decode(line))
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                stats.bad_lines += 1
-                stats.sample(line, "not a valid event")
-        return events, terminated
+    @staticmethod
+    def _in_range(
+        events: list[_Event],
+        props: list[_Props],
+        times: np.ndarray,
+        stats: LineStats,
+        end: BodyEnd,
+    ) -> tuple[list[_Event], list[_Props], np.ndarray]:
+        """Drops rows whose `time` is before 1970 or after year 5138: no event has one."""
+        ok = (times >= 0) & (times < LATEST_SECONDS)
+        for i in np.flatnonzero(~ok).tolist():
+            stats.not_an_event(msgspec.json.encode(events[i]), "time out of range")
+        if not ok[-1]:
+            end.last_ok = False
+        keep = ok.tolist()
+        return list(compress(events, keep)), list(compress(props, keep)), times[ok]
 
-    def _valid(self, events: list[_LooseEvent], stats: LineStats) -> list[_Event]:
-        """The events with every field present and a readable time, as strict events."""
-        valid: list[_Event] = []
-        for ev in events:
-            props = ev.properties
-            if props is None or ev.event is None or props.distinct_id is None or props.time is None:
-                stats.bad_lines += 1
-                stats.sample(msgspec.json.encode(ev), "missing event, distinct_id or time")
-                continue
-            t = props.time if type(props.time) is not str else _seconds(props.time)
-            if t is None:
-                stats.bad_lines += 1
-                stats.sample(msgspec.json.encode(ev), "time is not a number")
-                continue
-            valid.append(_Event(ev.event, _Props(t, props.distinct_id, props.insert_id)))
-        return valid
+
+def _as_event(ev: _LooseEvent, stats: LineStats | None) -> _Event | None:
+    """The strict event of a lenient one, or None (counted in `stats` when given)."""
+    props = ev.properties
+    reason = None
+    if ev.event is None or props is None or props.time is None:
+        reason = "no event name or no time"
+    else:
+        t = props.time if type(props.time) is not str else _seconds(props.time)
+        if t is None:
+            reason = "time is not a number"
+    if reason is not None:
+        if stats is not None:
+            stats.not_an_event(msgspec.json.encode(ev), reason)
+        return None
+    assert props is not None and ev.event is not None
+    user = "" if props.distinct_id is None else props.distinct_id
+    return _Event(ev.event, _Props(t, user, props.insert_id))  # type: ignore[arg-type]
+
+
+def _is_marker(text: bytes) -> bool:
+    """Mixpanel's early-end marker: a line that is not JSON and says `terminated early`."""
+    if MARKER not in text.lower():
+        return False
+    try:
+        msgspec.json.decode(text)
+    except (*_UNREADABLE, RecursionError):
+        return True
+    return False  # JSON that merely mentions it (an event named so, say)
 
 
 def _seconds(value: str) -> float | None:
@@ -242,3 +358,7 @@ def _seconds(value: str) -> float | None:
     if t != t or t in (float("inf"), float("-inf")):
         return None
     return t
+
+
+def _short_reason(exc: Exception) -> str:
+    return str(exc).split(" - at ")[0][:80]

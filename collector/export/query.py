@@ -18,14 +18,15 @@ class ExportQuery:
     events: tuple[str, ...] = ()
 
 
-def request_params(query: ExportQuery, settings: Settings, now: datetime) -> dict[str, str]:
+def request_params(
+    query: ExportQuery, settings: Settings, now: datetime, *, where: bool = True
+) -> dict[str, str]:
+    """The query string; `where=False` leaves out the server-side narrowing."""
     ptime = ProjectTime(settings.project_timezone)
     first, last = export_days(query.window, ptime, now)
-    params = {
-        "from_date": first.isoformat(),
-        "to_date": last.isoformat(),
-        "where": where_clause(query.window, ptime),
-    }
+    params = {"from_date": first.isoformat(), "to_date": last.isoformat()}
+    if where:
+        params["where"] = where_clause(query.window, ptime)
     if query.events:
         params["event"] = json.dumps(list(query.events))
     if settings.project_id:
@@ -58,6 +59,27 @@ REFUSAL_HINTS = {
     403: "give the service account access to the project named by MIXPANEL_PROJECT_ID",
     404: "check MIXPANEL_EXPORT_URL and MIXPANEL_REGION",
 }
+
+
+LATER_THAN_TODAY = "cannot be later than today"
+WHERE_WORDS = ("where", "expression", "datetime", "selector", "segmentation", "$time")
+
+
+def refusal_hint(status: int, text: str) -> str:
+    """What to check after Mixpanel refused a query with `status` and error `text`."""
+    if status == 400 and LATER_THAN_TODAY in text.lower():
+        return (
+            "the project's day is behind UTC: a project created before 2023 exports days in "
+            "its own time zone; set MIXPANEL_PROJECT_TIMEZONE to it (an IANA name such as "
+            "America/Los_Angeles)"
+        )
+    return REFUSAL_HINTS.get(status, "check the query and the credentials")
+
+
+def points_at_where(text: str) -> bool:
+    """True if a 400's text blames the `where` expression (then the query can go without it)."""
+    lowered = text.lower()
+    return any(word in lowered for word in WHERE_WORDS)
 
 
 def upstream_error_text(body: bytes) -> str:

@@ -1,7 +1,9 @@
 """The retry policy: an immutable value that knows how many attempts remain and how long to wait.
 
 Shaped like urllib3's `Retry`: each failure returns a new policy with the failure added to its
-history, so the history is what the response and the logs report as "errors".
+history, so the history is what the response and the logs report as "errors". Every stop rule
+lives here: a failure that is not retryable, the last attempt, and a wait that would cross the
+deadline.
 """
 
 from __future__ import annotations
@@ -11,6 +13,15 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+
+from collector.export.failures import AttemptFailed
+
+# Statuses worth another attempt: rate limited, or the server (or a proxy) failing.
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def retryable_status(status: int) -> bool:
+    return status in RETRYABLE_STATUS or status >= 500
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,51 @@ class RetryPolicy:
 
     def increment(self, failure: Failure) -> RetryPolicy:
         return replace(self, history=(*self.history, failure))
+
+    @property
+    def wait(self) -> float | None:
+        """The wait before the next attempt, or None if the last failure ended the run."""
+        last = self.history[-1] if self.history else None
+        return last.wait if last is not None and last.next.startswith("retry") else None
+
+    def after(
+        self,
+        failed: AttemptFailed,
+        attempt: int,
+        remaining: float,
+        rng: random.Random,
+        *,
+        retry_now: str | None = None,
+    ) -> RetryPolicy:
+        """The policy after attempt number `attempt` failed with `failed`, `remaining` seconds
+        before the deadline. `retry_now` says why to retry at once, whatever the failure."""
+        wait: float | None = None
+        if retry_now is None and not failed.retryable:
+            next_step = f"stop: {failed.stop_reason}"
+        elif attempt >= self.max_attempts:
+            next_step = f"stop: EXPORT_MAX_ATTEMPTS={self.max_attempts} reached"
+        elif retry_now is not None:
+            wait, next_step = 0.0, retry_now
+        else:
+            wait = self.backoff(rng, failed.retry_after)
+            next_step = "retry"
+            if wait >= remaining:
+                next_step = (
+                    f"stop: the next wait ({wait:.1f} s) would cross the deadline "
+                    f"({remaining:.1f} s left)"
+                )
+                wait = None
+        failure = Failure(
+            attempt,
+            failed.kind,
+            failed.message,
+            bytes=failed.bytes,
+            events=failed.events,
+            status=failed.status,
+            wait=wait,
+            next=next_step,
+        )
+        return self.increment(failure)
 
     def backoff(self, rng: random.Random, retry_after: float | None = None) -> float:
         """Wait after the next failure (call before `increment`).

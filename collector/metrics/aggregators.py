@@ -10,22 +10,20 @@ Events without `$insert_id` cannot be de-duplicated; they count as they come. Fo
 attempt keeps its own count per name and the result takes the largest: each attempt's count is
 a lower bound, and the one complete attempt's count is the truth.
 
-Hashes are Python's 64-bit `hash()`, stable within one process and the decode helpers forked
-from it, which is all a run needs. The chance of a collision among a million members is about
-3e-8.
+Hashes are Python's 64-bit `hash()`, stable within one process, which is all a run needs.
+The chance of a collision among a million members is about 3e-8.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import compress
 from typing import Any, Protocol
 
 import datasketches
 import numpy as np
 
 from collector.export.batch import Batch, Row
-from collector.metrics.hashset import HashSet
+from collector.metrics.hashset import CodedHashSet, HashSet
 
 SKETCH_LG_K = 13  # 2^13 registers: about 1.8% relative error at 95%, 8 KiB
 
@@ -57,8 +55,9 @@ class DistinctUsers:
         pass  # the set spans attempts: that is what makes a retry idempotent
 
     def add(self, rows: Batch | Iterable[Row]) -> None:
-        hashes = Batch.of(rows).user_hashes()
-        self.rows += len(hashes)
+        batch = Batch.of(rows)
+        self.rows += len(batch)
+        hashes = batch.identified_user_hashes()
         if self.sketch is not None:
             update = self.sketch.update
             for h in hashes.tolist():
@@ -98,17 +97,25 @@ class DistinctUsers:
 
 
 class EventCounts:
-    """Events per name: de-duplicated by Mixpanel's key where `$insert_id` is present."""
+    """Events per name: de-duplicated by Mixpanel's key where `$insert_id` is present.
+
+    Names get small integer codes; every keyed event's key hash goes, with its code, into one
+    set, and unkeyed events are counted per code in arrays. So a name costs a dict entry and a
+    few array slots, not objects of its own: a window with a million distinct names stays small.
+    """
 
     def __init__(self) -> None:
-        self.unkeyed_best: dict[str, int] = {}
-        self.unkeyed_now: dict[str, int] = {}
         self.rows = 0
-        self._codes: dict[str, int] = {}  # event name -> small integer, for grouping in numpy
-        self._sets: list[HashSet] = []  # keyed events' hashes, by code
+        self._codes: dict[str, int] = {}  # event name -> its code, for grouping in numpy
+        self._names: list[str] = []  # code -> name
+        self._keys = CodedHashSet()
+        # Unkeyed events per code: this attempt's count, and the best of earlier attempts.
+        self._unkeyed_now = np.zeros(0, dtype=np.int64)
+        self._unkeyed_best = np.zeros(0, dtype=np.int64)
 
     def new_attempt(self) -> None:
-        self.unkeyed_now = {}
+        np.maximum(self._unkeyed_best, self._unkeyed_now, out=self._unkeyed_best)
+        self._unkeyed_now[:] = 0
 
     def add(self, rows: Batch | Iterable[Row]) -> None:
         batch = Batch.of(rows)
@@ -116,43 +123,39 @@ class EventCounts:
         if not n:
             return
         self.rows += n
-        for name in set(batch.names).difference(self._codes):
-            self._codes[name] = len(self._sets)
-            self._sets.append(HashSet())
-        codes = np.fromiter(map(self._codes.__getitem__, batch.names), np.int64, n)
+        codes = self._code_column(batch.names)
         hashes = batch.key_hashes()
         keyed = batch.keyed()
         if not keyed.all():
-            for name in compress(batch.names, (~keyed).tolist()):
-                self._add_unkeyed(name)
+            size = len(self._names)
+            self._unkeyed_now += np.bincount(codes[~keyed], minlength=size)
             codes, hashes = codes[keyed], hashes[keyed]
-            if not len(codes):
-                return
-        first = int(codes[0])
-        if (codes == first).all():  # one name in the block: the usual case for a named query
-            self._sets[first].update(hashes)
-            return
-        order = np.argsort(codes, kind="stable")
-        codes, hashes = codes[order], hashes[order]
-        starts = np.flatnonzero(np.diff(codes)) + 1
-        heads = codes[np.r_[0, starts]].tolist()
-        for code, part in zip(heads, np.split(hashes, starts), strict=True):
-            self._sets[code].update(part)
+        if len(codes):
+            self._keys.update(hashes, codes)
 
-    def _add_unkeyed(self, event: str) -> None:
-        now = self.unkeyed_now.get(event, 0) + 1
-        self.unkeyed_now[event] = now
-        if now > self.unkeyed_best.get(event, 0):
-            self.unkeyed_best[event] = now
+    def _code_column(self, names: list[str]) -> np.ndarray:
+        known = self._codes
+        fresh = set(names).difference(known)
+        if fresh:
+            for name in sorted(fresh):
+                known[name] = len(self._names)
+                self._names.append(name)
+            grow = len(self._names) - len(self._unkeyed_now)
+            self._unkeyed_now = np.concatenate([self._unkeyed_now, np.zeros(grow, np.int64)])
+            self._unkeyed_best = np.concatenate([self._unkeyed_best, np.zeros(grow, np.int64)])
+        return np.fromiter(map(known.__getitem__, names), np.int32, len(names))
+
+    def _counts(self) -> np.ndarray:
+        size = len(self._names)
+        return self._keys.counts(size) + np.maximum(self._unkeyed_best, self._unkeyed_now)
 
     def by_event(self) -> dict[str, int]:
-        counts = {name: len(self._sets[code]) for name, code in self._codes.items()}
-        for name, n in self.unkeyed_best.items():
-            counts[name] = counts.get(name, 0) + n
-        return dict(sorted((k, v) for k, v in counts.items() if v))
+        counts = self._counts()
+        order = sorted(np.flatnonzero(counts).tolist(), key=self._names.__getitem__)
+        return {self._names[code]: int(counts[code]) for code in order}
 
     def value(self) -> int:
-        return sum(self.by_event().values())
+        return int(self._counts().sum())
 
     def duplicates(self) -> int:
         """Rows read but not counted: true duplicates and rows re-read by a retry."""

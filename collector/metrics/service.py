@@ -58,9 +58,6 @@ def compute(request: MetricRequest, reader: ExportReader) -> dict[str, Any]:
     if request.events:
         body["event"] = list(request.events)
     if not report.complete:
-        body["note"] = (
-            "partial: the export stream was not read to its end, so every count is a lower "
-            "bound (never more than the truth); see export.errors"
-        )
+        body["note"] = report.note
     body["export"] = report.as_dict()
     return body

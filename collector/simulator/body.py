@@ -144,7 +144,7 @@ class _BadLines:
         lines = span / 60 * source.config.events_per_minute
         if plan.names is not None:
             weights = [1.0 / (rank + 1) for rank in range(len(source.config.event_names))]
-            lines *= sum(weights[i] for i in plan.names) / sum(weights)
+            lines *= sum(weights[i] for i in plan.names if i < len(weights)) / sum(weights)
         if plan.limit is not None:
             lines = min(lines, plan.limit)
         return int(lines)
@@ -162,13 +162,15 @@ class _BadLines:
         return out
 
     def _line(self, written: int) -> bytes:
+        # Readable JSON that Mixpanel could not have stored as an event: skipped, and no reason
+        # to doubt the rest (unreadable lines are a fault of their own: Fault.invalid_utf8).
         kind, self.made = self.made % 4, self.made + 1
         head, tag = b'{"event":%s,"properties":{' % self.name, b"%08x" % self.rng.getrandbits(32)
-        if kind == 0:  # a record cut short
-            return b'%s"time":%d,"distinct_id":"u-%s\n' % (head, written, tag)
-        if kind == 1:
-            return b"not json\n"
-        if kind == 2:  # valid JSON without distinct_id: not an event
-            return b'%s"time":%d,"$insert_id":"bad-%s"}}\n' % (head, written, tag)
-        # valid JSON without time: not an event either
-        return b'%s"distinct_id":"u-%s","$insert_id":"bad-%s"}}\n' % (head, tag, tag)
+        if kind == 0:  # no time
+            return b'%s"distinct_id":"u-%s","$insert_id":"bad-%s"}}\n' % (head, tag, tag)
+        if kind == 1:  # no event name
+            return b'{"properties":{"time":%d,"distinct_id":"u-%s"}}\n' % (written, tag)
+        if kind == 2:  # a time that is not a number
+            return b'%s"time":"soon","distinct_id":"u-%s"}}\n' % (head, tag)
+        # properties that are not an object
+        return b'{"event":%s,"properties":"u-%s"}\n' % (self.name, tag)

@@ -17,7 +17,9 @@ class SimConfig:
     event_names: tuple[str, ...] = DEFAULT_EVENT_NAMES  # weighted 1/rank: first is most common
     duplicate_rate: float = 0.02  # keyed events whose line is sent twice
     no_insert_id_rate: float = 0.01  # events without $insert_id (never duplicated)
-    malformed_per_query: int = 2  # bad lines per non-empty response body
+    malformed_per_query: int = 2  # lines that are not events, per non-empty response body
+    anonymous_rate: float = 0.005  # events with an empty or missing distinct_id (no user)
+    extra_names: int = 0  # more event names, "Custom Event <k>", drawn uniformly (cardinality)
     username: str = "sim-user"
     secret: str = "sim-secret"
     project_id: str = "1"
@@ -34,11 +36,13 @@ class SimConfig:
             raise ValueError("users must be >= 1")
         if not self.event_names or len(set(self.event_names)) != len(self.event_names):
             raise ValueError("event_names must be non-empty and unique")
-        for name in ("duplicate_rate", "no_insert_id_rate"):
+        for name in ("duplicate_rate", "no_insert_id_rate", "anonymous_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1]")
         if self.malformed_per_query < 0:
             raise ValueError("malformed_per_query must be >= 0")
+        if self.extra_names < 0:
+            raise ValueError("extra_names must be >= 0")
         ZoneInfo(self.project_timezone)  # fail at construction, not on the first query
 
     @property

@@ -21,7 +21,8 @@ from collector.simulator.config import SimConfig
 
 # One generated event: (utc_time, name_index, user_index, $insert_id (ASCII bytes) or None,
 # duplicated, bits).
-# `bits` drives every rendered property that does not matter for counting.
+# `bits` drives every rendered property that does not matter for counting, and whether the
+# event has a user (see `anonymous`).
 Event = tuple[int, int, int, bytes | None, bool, int]
 
 VARIANTS = 64  # pre-rendered fragments per kind; picked with 6 bits of an event's `bits`
@@ -36,6 +37,13 @@ _LINE = (
 _LINE_NO_ID = (
     b'{"event":%s,"properties":{"time":%d,"distinct_id":%s,"mp_processing_time_ms":%d,%s,%s,%s}}\n'
 )
+# Events with no user: half say `"distinct_id":""`, half leave it out (both forms are seen).
+_LINE_NO_USER = (
+    b'{"event":%s,"properties":{"time":%d,"$insert_id":"%s","mp_processing_time_ms":%d,%s,%s}}\n'
+)
+_LINE_NO_USER_NO_ID = b'{"event":%s,"properties":{"time":%d,"mp_processing_time_ms":%d,%s,%s}}\n'
+EXTRA_NAME = "Custom Event %d"
+ANONYMOUS_SCALE = 1 << 11  # bits 53..63 of an event's `bits` decide it has no user
 
 _BROWSERS = (("Chrome", 131), ("Safari", 18), ("Firefox", 133), ("Microsoft Edge", 131))
 _OSES = ("Windows", "Mac OS X", "iOS", "Android", "Linux")
@@ -85,11 +93,13 @@ class EventSource:
         total = sum(weights)
         self._cumulative = [w / total for w in accumulate(weights)][:-1]
         self._names_json = [json.dumps(n, ensure_ascii=False).encode() for n in names]
+        self._anonymous_below = int(config.anonymous_rate * ANONYMOUS_SCALE)
         self._zone = None if config.project_timezone == "UTC" else config.zone
         self._users: dict[int, tuple[bytes, bytes]] = {}
         rng = random.Random(f"{config.seed}:fragments")
         self._pages = [self._page(rng, i) for i in range(VARIANTS)]
         self._extras = [[self._extra(n, rng, i) for i in range(VARIANTS)] for n in names]
+        self._extras.append([self._extra(EXTRA_NAME % 0, rng, i) for i in range(VARIANTS)])
 
     # -- generation -----------------------------------------------------------------------------
 
@@ -99,6 +109,7 @@ class EventSource:
         rng = random.Random(f"{cfg.seed}:{minute}")
         rnd, getbits = rng.random, rng.getrandbits
         cumulative, users = self._cumulative, cfg.users
+        named, extra = len(cfg.event_names), cfg.extra_names
         no_id, dup_rate = cfg.no_insert_id_rate, cfg.duplicate_rate
         # Uniform in [0.5, 1.5) x mean, rounded stochastically: the mean stays exact.
         count = int(cfg.events_per_minute * (0.5 + rnd()) + rnd())
@@ -106,7 +117,9 @@ class EventSource:
         events: list[Event] = []
         for i in range(count):
             second = int(rnd() * 60)
-            name = bisect_right(cumulative, rnd())
+            drawn = rnd()
+            # With extra names, every name of the larger set is equally likely.
+            name = int(drawn * (named + extra)) if extra else bisect_right(cumulative, drawn)
             user = int(users * rnd() ** 2)  # skewed: a few users are very active
             bits = getbits(64)
             keyed = rnd() >= no_id
@@ -123,50 +136,83 @@ class EventSource:
         offset = datetime.fromtimestamp(minute * 60, self._zone).utcoffset()
         return int(offset.total_seconds()) if offset else 0
 
+    def anonymous(self, bits: int) -> bool:
+        """True if the event with these `bits` has no user (empty or missing distinct_id)."""
+        return bits >> 53 < self._anonymous_below
+
+    def name_of(self, index: int) -> str:
+        names = self.config.event_names
+        return names[index] if index < len(names) else EXTRA_NAME % (index - len(names))
+
+    def indices(self, names: set[str] | frozenset[str]) -> set[int]:
+        """The name indices of these event names (unknown names have none)."""
+        known = self.config.event_names
+        found = {i for i, n in enumerate(known) if n in names}
+        prefix = EXTRA_NAME.split("%")[0]
+        for name in names:
+            tail = name[len(prefix) :] if name.startswith(prefix) else ""
+            if tail.isdigit() and int(tail) < self.config.extra_names and str(int(tail)) == tail:
+                found.add(len(known) + int(tail))
+        return found
+
     def truth(self, start: float, end: float, names: set[str] | None = None) -> Truth:
         """Ground truth for true UTC times in [start, end).
 
         Every generated event is one deduplicated event: a duplicate line repeats its original's
         (event, distinct_id, time, $insert_id), ids are unique, and events without $insert_id are
-        never repeated.
+        never repeated. Events with no user count as events, not as users (Mixpanel's rule).
         """
-        known = self.config.event_names
-        wanted = None if names is None else {i for i, n in enumerate(known) if n in names}
-        counts = [0] * len(known)
+        wanted = None if names is None else self.indices(names)
+        counts: dict[int, int] = {}
         users: set[int] = set()
         for minute in range(math.floor(start / 60), math.ceil(end / 60)):
-            for t, name, user, _id, _dup, _bits in self.minute(minute):
+            for t, name, user, _id, _dup, bits in self.minute(minute):
                 if start <= t < end and (wanted is None or name in wanted):
-                    counts[name] += 1
-                    users.add(user)
-        by_event = {known[i]: c for i, c in enumerate(counts) if c}
-        return Truth(distinct_users=len(users), events=sum(counts), by_event=by_event)
+                    counts[name] = counts.get(name, 0) + 1
+                    if not self.anonymous(bits):
+                        users.add(user)
+        by_event = {self.name_of(i): c for i, c in sorted(counts.items())}
+        return Truth(distinct_users=len(users), events=sum(counts.values()), by_event=by_event)
 
     # -- rendering ------------------------------------------------------------------------------
 
     def render(self, timed: list[tuple[int, Event]]) -> list[bytes]:
         """One line per (written_time, event); written_time is `time` as the project shows it."""
-        names, pages, extras, user_of = self._names_json, self._pages, self._extras, self._user
+        pages, extras, user_of = self._pages, self._extras, self._user
+        name_json, known, anonymous = self.name_json, len(self._names_json), self._anonymous_below
         lines = []
         append = lines.append
-        for written, (t, name, user, insert_id, _dup, bits) in timed:
+        for written, (t, index, user, insert_id, _dup, bits) in timed:
             distinct_id, user_props = user_of(user)
+            name = min(index, known)  # extra names share one set of property fragments
             lag = 120 + (bits >> 12 & 0xFFFF)  # ingestion lag in ms, sometimes hours (offline)
             if not bits >> 28 & 0xFF:
                 lag += (bits >> 36 & 0xFFFF) * 1000
             # Stamped at ingestion, so taken as true UTC even in shifted (legacy) projects.
             processed = t * 1000 + lag
             page, extra = pages[bits & 63], extras[name][bits >> 6 & 63]
+            event = name_json(index)
+            if bits >> 53 < anonymous:
+                if bits >> 52 & 1:  # the other half say `"distinct_id":""`
+                    distinct_id = b'""'
+                elif insert_id is None:
+                    append(_LINE_NO_USER_NO_ID % (event, written, processed, page, extra))
+                    continue
+                else:
+                    append(_LINE_NO_USER % (event, written, insert_id, processed, page, extra))
+                    continue
             if insert_id is None:
-                args = (names[name], written, distinct_id, processed, user_props, page, extra)
+                args = (event, written, distinct_id, processed, user_props, page, extra)
                 append(_LINE_NO_ID % args)
             else:
-                args = (names[name], written, distinct_id, insert_id, processed, user_props, page)
+                args = (event, written, distinct_id, insert_id, processed, user_props, page)
                 append(_LINE % (*args, extra))
         return lines
 
     def name_json(self, index: int) -> bytes:
-        return self._names_json[index]
+        if index < len(self._names_json):
+            return self._names_json[index]
+        return json.dumps(self.name_of(index)).encode()
 
     def distinct_id(self, user: int) -> str:
         return f"u-{user}"

@@ -29,6 +29,16 @@ _ERRORS = {
 _TEXT = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 
 
+_UTF8_FIELDS = ("event", "distinct_id", "$insert_id")
+FRAMINGS = ("chunked", "length", "close")
+
+
+def _framing(value: Any) -> str:
+    if value not in FRAMINGS:
+        raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}, got {value!r}")
+    return str(value)
+
+
 def _count(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
@@ -55,6 +65,13 @@ class Fault:
     rate: float = 0.0
     out_of_window: bool = False
     other_events: bool = False
+    marker: str = "terminated early"
+    newline: bool = True
+    alone: bool = False
+    content_type: str = ""
+    framing: str = "chunked"
+    field: str = ""
+    count: int = 0
 
     # -- constructors ---------------------------------------------------------------------------
 
@@ -84,9 +101,62 @@ class Fault:
         return cls("cut_silent", after_bytes=_count("after_bytes", after_bytes))
 
     @classmethod
-    def terminated_early(cls, after_bytes: int) -> Fault:
-        """Cut a record near `after_bytes` (uncompressed), add `terminated early`, end properly."""
-        return cls("terminated_early", after_bytes=_count("after_bytes", after_bytes))
+    def terminated_early(
+        cls,
+        after_bytes: int,
+        marker: str = "terminated early",
+        newline: bool = True,
+        alone: bool = False,
+    ) -> Fault:
+        """Cut a record near `after_bytes` (uncompressed), add the marker line, end properly.
+
+        The marker has been seen as `terminated early` and `export terminated early`, with or
+        without a trailing newline, and `alone` as the whole body.
+        """
+        if not isinstance(marker, str) or not marker.strip() or "\n" in marker:
+            raise ValueError("marker must be one line of text")
+        return cls(
+            "terminated_early",
+            after_bytes=_count("after_bytes", after_bytes),
+            marker=marker,
+            newline=bool(newline),
+            alone=bool(alone),
+        )
+
+    @classmethod
+    def html(cls, framing: str = "chunked") -> Fault:
+        """A 200 with a captive-portal HTML page (text/html) instead of an export body."""
+        return cls("html", framing=_framing(framing), content_type="text/html; charset=utf-8")
+
+    @classmethod
+    def raw_body(
+        cls,
+        body: str,
+        content_type: str = "text/plain; charset=utf-8",
+        framing: str = "chunked",
+    ) -> Fault:
+        """A 200 with exactly this body (a real export body, garbage), whatever was asked.
+
+        The text is written as UTF-8 with surrogate escapes, so "\udcff" sends the raw byte
+        0xFF (invalid UTF-8) and survives the JSON control endpoint.
+        """
+        if not isinstance(body, str) or not isinstance(content_type, str):
+            raise ValueError("body and content_type must be strings")
+        return cls("raw_body", body=body, content_type=content_type, framing=_framing(framing))
+
+    @classmethod
+    def invalid_utf8(cls, count: int = 1, field: str = "distinct_id") -> Fault:
+        """A normal 200 where `count` lines (never the last) carry a raw 0xFF byte inside the
+        string of `field` (`event`, `distinct_id` or `$insert_id`): unreadable lines."""
+        if field not in _UTF8_FIELDS:
+            raise ValueError(f"field must be one of {', '.join(_UTF8_FIELDS)}")
+        return cls("invalid_utf8", count=_count("count", count), field=field)
+
+    @classmethod
+    def unframed(cls, after_bytes: int = 0) -> Fault:
+        """A close-delimited body (no chunks, no Content-Length), cut exactly on a line boundary
+        at the first one after `after_bytes` (0: the whole body): it looks whole to any reader."""
+        return cls("unframed", after_bytes=_count("after_bytes", after_bytes))
 
     @classmethod
     def stall(cls, after_bytes: int, seconds: float = 600) -> Fault:
@@ -163,6 +233,8 @@ class Fault:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name != "kind" and value != getattr(defaults, f.name):
+                if self.kind == "html" and f.name == "content_type":
+                    continue
                 out["status" if f.name == "status_code" else f.name] = value
         return out
 
@@ -199,5 +271,9 @@ KINDS = frozenset(
         "gzip_corrupt",
         "duplicate_lines",
         "leak",
+        "html",
+        "raw_body",
+        "invalid_utf8",
+        "unframed",
     }
 )

@@ -21,7 +21,7 @@ from collector.simulator.body import BodyPlan, day_bounds, iter_body
 from collector.simulator.config import SimConfig
 from collector.simulator.events import EventSource, Truth
 from collector.simulator.faults import Fault
-from collector.simulator.wire import Wire, send_body
+from collector.simulator.wire import Wire, send_body, send_fixed
 
 EXPORT_PATH = "/api/2.0/export"
 RECORDED_HEADERS = ("accept-encoding", "user-agent")
@@ -163,7 +163,7 @@ class Simulator:
         leak = fault if fault is not None and fault.kind == "leak" else None
         names = None
         if q.events is not None and cfg.honour_event_filter and not (leak and leak.other_events):
-            names = frozenset(i for i, n in enumerate(cfg.event_names) if n in q.events)
+            names = frozenset(self.source.indices(set(q.events)))
         where = q.where if cfg.honour_where and not (leak and leak.out_of_window) else None
         start, end = day_bounds(q.from_date, q.to_date, cfg.zone)
         extra = fault.rate if fault is not None and fault.kind == "duplicate_lines" else 0.0
@@ -302,6 +302,10 @@ class _Handler(BaseHTTPRequestHandler):
             retry = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
             wire.send_bytes(fault.status_code, body, content_type, retry)
             return
+        gzip = "gzip" in self.headers.get("Accept-Encoding", "").lower()
+        if fault is not None and fault.kind in ("html", "raw_body"):
+            send_fixed(wire, fault, gzip)  # a proxy's page, or a body given as it is
+            return
         if fault is not None and fault.kind == "stall_headers":
             wire.pause(fault.seconds)
             wire.close()
@@ -313,7 +317,6 @@ class _Handler(BaseHTTPRequestHandler):
         except query.QueryError as exc:
             self._json(wire, exc.status, exc.body)
             return
-        gzip = "gzip" in self.headers.get("Accept-Encoding", "").lower()
         blocks = iter_body(sim.source, sim._plan(q, fault))
         send_body(wire, blocks, fault or Fault.none(), gzip)
 

@@ -15,7 +15,10 @@ from http.server import BaseHTTPRequestHandler
 from collector.simulator.faults import Fault
 
 GZIP_LEVEL = 1  # speed over ratio: benchmarks stream gigabytes through this
-TERMINATED = b"\nterminated early\n"
+PORTAL_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>Wi-Fi sign in</title></head>\n"
+    b"<body><h1>Welcome</h1><p>Accept the terms to continue.</p></body></html>\n"
+)
 POLL_SECONDS = 0.05  # how quickly sleeping faults notice stop() or a departed client
 
 
@@ -40,11 +43,16 @@ class Wire:
         h.end_headers()
         h.wfile.write(body)
 
-    def start(self, headers: dict[str, str], framing: str) -> None:
+    def start(
+        self,
+        headers: dict[str, str],
+        framing: str,
+        content_type: str = "text/plain; charset=utf-8",
+    ) -> None:
         """Status line and headers of a 200; framing is "chunked", "length" or "close"."""
         h = self.handler
         h.send_response(200)
-        h.send_header("Content-Type", "text/plain; charset=utf-8")
+        h.send_header("Content-Type", content_type)
         if framing == "chunked":
             h.send_header("Transfer-Encoding", "chunked")
         elif framing == "close":
@@ -126,8 +134,12 @@ def corrupt_gzip_blocks(blocks: Iterable[bytes], after_bytes: int) -> Iterator[b
     yield b"\x07" + random.Random(after_bytes).randbytes(4096)
 
 
-def cut_in_record(blocks: Iterable[bytes], after_bytes: int) -> Iterator[bytes]:
-    """Uncompressed body cut inside a record near `after_bytes`, then `terminated early`."""
+def marker_line(fault: Fault) -> bytes:
+    return fault.marker.encode() + (b"\n" if fault.newline else b"")
+
+
+def cut_in_record(blocks: Iterable[bytes], after_bytes: int, marker: bytes) -> Iterator[bytes]:
+    """Uncompressed body cut inside a record near `after_bytes`, then the marker line."""
     sent, held = 0, b""
     for block in blocks:
         if held:
@@ -135,13 +147,45 @@ def cut_in_record(blocks: Iterable[bytes], after_bytes: int) -> Iterator[bytes]:
             sent += len(held)
         held = block
         if sent + len(held) > after_bytes:
-            yield held[: _inside_record(held, after_bytes - sent)] + TERMINATED
+            yield held[: _inside_record(held, after_bytes - sent)] + b"\n" + marker
             return
     if held:  # body shorter than after_bytes: cut its last record
         start = held.rfind(b"\n", 0, len(held) - 1) + 1
-        yield held[: _inside_record(held, (start + len(held)) // 2)] + TERMINATED
+        yield held[: _inside_record(held, (start + len(held)) // 2)] + b"\n" + marker
     else:
-        yield TERMINATED[1:]
+        yield marker
+
+
+def with_invalid_utf8(blocks: Iterable[bytes], fault: Fault) -> Iterator[bytes]:
+    """The body with a raw 0xFF byte in `fault.field` of its first `fault.count` lines; the
+    last line stays whole, so the body still ends on an event."""
+    opening = b'"%s":"' % fault.field.encode()
+    left, held = fault.count, None
+    for block in blocks:
+        if held is not None:
+            yield held
+        held = block
+        if left:
+            lines = block.split(b"\n")
+            for i, line in enumerate(lines[:-2] if len(lines) > 1 else []):
+                if left and opening in line:
+                    lines[i] = line.replace(opening, opening + b"\xff", 1)
+                    left -= 1
+            held = b"\n".join(lines)
+    if held is not None:
+        yield held
+
+
+def cut_on_line(blocks: Iterable[bytes], after_bytes: int) -> Iterator[bytes]:
+    """The body up to the first line boundary after `after_bytes` (0: all of it)."""
+    sent = 0
+    for block in blocks:
+        if after_bytes and sent + len(block) > after_bytes:
+            at = block.find(b"\n", max(0, after_bytes - sent)) + 1
+            yield block[: at or len(block)]
+            return
+        yield block
+        sent += len(block)
 
 
 def _inside_record(block: bytes, pos: int) -> int:
@@ -159,7 +203,12 @@ def send_body(wire: Wire, blocks: Iterator[bytes], fault: Fault, gzip: bool) -> 
     """Stream a 200 body, applying `fault` (kind "none" or a body fault)."""
     kind, after = fault.kind, fault.after_bytes
     if kind == "terminated_early":
-        blocks = cut_in_record(blocks, after)
+        marker = marker_line(fault)
+        blocks = iter([marker]) if fault.alone else cut_in_record(blocks, after, marker)
+    elif kind == "invalid_utf8":
+        blocks = with_invalid_utf8(blocks, fault)
+    elif kind == "unframed":
+        blocks = cut_on_line(blocks, after)
     if kind == "gzip_corrupt":
         payload, gzip = corrupt_gzip_blocks(blocks, after), True
     else:
@@ -172,7 +221,7 @@ def send_body(wire: Wire, blocks: Iterator[bytes], fault: Fault, gzip: bool) -> 
         wire.write(body[:after])
         wire.close()
         return
-    wire.start(headers, "close" if kind == "cut_silent" else "chunked")
+    wire.start(headers, "close" if kind in ("cut_silent", "unframed") else "chunked")
     cut = after if kind in ("reset", "cut_chunked", "cut_silent", "stall", "trickle") else None
     sent = 0
     for block in payload:
@@ -194,6 +243,26 @@ def send_body(wire: Wire, blocks: Iterator[bytes], fault: Fault, gzip: bool) -> 
         _break(wire, fault, rest=iter(()))  # the body was shorter than after_bytes
         return
     wire.end()
+
+
+def send_fixed(wire: Wire, fault: Fault, gzip: bool) -> None:
+    """A 200 with a fixed body (`html`, `raw_body` faults) in the fault's framing."""
+    if fault.kind == "html":
+        body = PORTAL_PAGE
+    else:
+        body = (fault.body or "").encode("utf-8", "surrogateescape")
+    headers = {}
+    if gzip:
+        body = b"".join(gzip_blocks([body]))
+        headers["Content-Encoding"] = "gzip"
+    if fault.framing == "length":
+        headers["Content-Length"] = str(len(body))
+    wire.start(headers, fault.framing, fault.content_type)
+    wire.write(body)
+    if fault.framing == "close":
+        wire.close()
+    else:
+        wire.end()
 
 
 def _chain(first: bytes, more: Iterator[bytes]) -> Iterator[bytes]:
