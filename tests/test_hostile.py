@@ -160,13 +160,24 @@ def test_non_utf8_bytes_in_the_query_string_are_refused(service, path: str, raw:
     assert response.status_code in (400, 503)  # 503: /check without rules
 
 
-def test_a_raw_non_utf8_event_name_reads_like_its_percent_encoded_form(service) -> None:
+@pytest.mark.parametrize(
+    "query",
+    [
+        b"event=Sign\xed\xa0\x80Up",  # raw bytes that are no UTF-8 (a surrogate's encoding)
+        b"event=Sign%FFUp",  # a percent escape of a byte that is no UTF-8
+        b"ev%FFent=x",  # in a parameter's name
+    ],
+)
+def test_an_event_name_that_is_not_utf8_is_a_400_naming_the_parameter(
+    service, query: bytes
+) -> None:
     client, reader = service
-    raw = b"from=2026-11-22T10:00:00Z&to=2026-11-22T11:00:00Z&event=Sign\xed\xa0\x80Up"
+    raw = b"from=2026-11-22T10:00:00Z&to=2026-11-22T11:00:00Z&" + query
     env = {"QUERY_STRING": raw.decode("latin-1")}
     response, spent = call(client, reader, "GET", "/events", environ_overrides=env)
     body = assert_honest(response, spent)
-    assert response.status_code == 200 and body["event"] == ["Sign%ED%A0%80Up"]
+    assert response.status_code == 400 and spent == 0
+    assert body["code"] == "bad_request" and "is not valid UTF-8" in body["error"]
 
 
 # -- fuzzing: any query string, any body, any endpoint ----------------------------------------

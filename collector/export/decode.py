@@ -142,6 +142,8 @@ class LineSplitter:
             start = chunk.find(b"\n") + 1
             if self._dropping:
                 self._dropping = False  # this newline ends an over-long line already dropped
+            elif len(self._tail) + start > self.max_line:
+                self.dropped += 1  # the newline came, but too late
             else:
                 blocks.append(self._tail + chunk[:start])
             self._tail = b""

@@ -22,8 +22,10 @@ log = logging.getLogger("collector.export")
 SAMPLE_ROWS = 200
 PROBE_BYTES = 256 * 1024  # of a block: plenty for the sample rows
 QUARTER_HOUR = 900  # zone offsets are whole quarter hours
-TOLERANCE_SECONDS = 300  # ingestion lag on top of the offset
-AGREEING = 0.8  # share of rows that must show the same offset
+TOLERANCE_SECONDS = 120  # ingestion lag of a live event, on top of the offset
+# Offsets in use are whole or half hours, but for a few at :45 (Nepal, Eucla, Chatham).
+QUARTER_OFFSETS = frozenset({5 * 4 + 3, 8 * 4 + 3, 12 * 4 + 3})
+AGREEING = 0.25  # share of the sample that must show the same offset
 MAX_OFFSET = 14 * 3600
 
 _warned: set[int] = set()  # offsets already logged by this process
@@ -69,28 +71,47 @@ class OffsetProbe:
 
     def offset(self) -> int | None:
         """The project zone's UTC offset in seconds (east positive) the rows show, or None."""
+        found = self._estimate()
+        return None if found is None else found[0]
+
+    def _estimate(self) -> tuple[int, int] | None:
+        """(offset, rows showing it), or None.
+
+        The offset shows as the gap most rows share to within a few minutes: imported or
+        offline events lag by anything, live ones by seconds. It must beat the rows near no
+        gap at all (a UTC project's live events) and hold for a fair share of the sample.
+        """
         if not self.gaps:
             return None
-        quarters = Counter(round(gap / QUARTER_HOUR) for gap in self.gaps)
-        quarter = quarters.most_common(1)[0][0]
+        near: Counter[int] = Counter(
+            q
+            for q in {round(gap / QUARTER_HOUR) for gap in self.gaps}
+            for gap in self.gaps
+            if abs(gap - q * QUARTER_HOUR) <= TOLERANCE_SECONDS
+        )
+        if not near:
+            return None
+        quarter, rows = near.most_common(1)[0]
         gap = quarter * QUARTER_HOUR
-        if gap == 0 or abs(gap) > MAX_OFFSET:
+        if gap == 0 or abs(gap) > MAX_OFFSET or rows <= near.get(0, 0):
             return None
-        near = sum(1 for g in self.gaps if abs(g - gap) <= TOLERANCE_SECONDS)
-        if near < AGREEING * len(self.gaps):
+        if quarter % 2 and -quarter not in QUARTER_OFFSETS:
+            return None  # no zone is at that offset: a lag that happens to look like one
+        if rows < AGREEING * len(self.gaps):
             return None
-        return -gap  # `time` = UTC + offset, so processing - time = -offset (+ the lag)
+        return -gap, rows  # `time` = UTC + offset: processing - time = -offset (+ the lag)
 
     def warning(self) -> str | None:
         """The answer's warning if the rows show a project zone; logged once per process."""
-        offset = self.offset()
-        if offset is None:
+        found = self._estimate()
+        if found is None:
             return None
+        offset, rows = found
         hours = abs(offset) / 3600
         sign = "+" if offset >= 0 else "-"
         zone = f"UTC{sign}{int(hours):02d}:{int(abs(offset) % 3600 // 60):02d}"
         text = (
-            f"the data looks like a project in a {zone} time zone: on most of the first "
+            f"the data looks like a project in a {zone} time zone: on {rows} of the first "
             f"{len(self.gaps)} rows, mp_processing_time_ms is {hours:g} h "
             f"{'after' if offset < 0 else 'before'} time. Projects created before 2023 export "
             "days and times in the project's time zone: set MIXPANEL_PROJECT_TIMEZONE to it "

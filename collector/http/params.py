@@ -21,6 +21,13 @@ DATE_PARAMS = frozenset({"date"})
 def merge_params(args: Mapping[str, list[str]], body: Any) -> dict[str, list[str]]:
     """One multi-valued view of the query string and a JSON object body."""
     merged: dict[str, list[str]] = {k: list(v) for k, v in args.items()}
+    for key, values in merged.items():
+        if not _is_text(key) or not all(map(_is_text, values)):
+            shown = key.encode("utf-8", "replace").decode()[:40]
+            raise BadRequest(
+                f"parameter {shown!r} is not valid UTF-8: percent-encode the UTF-8 bytes of "
+                "the text (%C3%A9 for é)"
+            )
     if body is None:
         return merged
     if not isinstance(body, dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -20,6 +21,8 @@ from collector.metrics.service import MetricRequest, compute
 log = logging.getLogger("collector.http")
 bp = Blueprint("metrics", __name__)
 METHODS = ["GET", "POST"]
+SUMMARY_NAMES = 50  # event names in a summary log entry: the most counted ones
+SUMMARY_BYTES = 64 * 1024
 
 
 def _runtime() -> Any:
@@ -61,6 +64,7 @@ def _answer(metric: str, build: Any) -> tuple[Any, int]:
     }
     if "export" in body:
         summary["export"] = body["export"]
+    _bound(summary)
     level = logging.INFO if status == 200 else logging.WARNING
     text = (
         f"{summary['metric']}: {body.get('value')} complete={body.get('complete')}"
@@ -69,6 +73,20 @@ def _answer(metric: str, build: Any) -> tuple[Any, int]:
     )
     log.log(level, text, extra={"json_fields": {"summary": True, **summary}})
     return jsonify(body), status
+
+
+def _bound(summary: dict[str, Any]) -> None:
+    """Keep the summary entry small whatever the answer: Cloud Logging refuses entries over
+    256 KB, and a window can hold a million event names. The answer itself keeps them all."""
+    by_event = summary.get("by_event")
+    if isinstance(by_event, dict) and len(by_event) > SUMMARY_NAMES:
+        top = sorted(by_event.items(), key=lambda item: (-item[1], item[0]))[:SUMMARY_NAMES]
+        summary["by_event"] = dict(top)
+        summary["by_event_omitted"] = len(by_event) - SUMMARY_NAMES
+    if len(json.dumps(summary, default=str)) > SUMMARY_BYTES:
+        for key in ("by_event", "event"):
+            if key in summary:
+                summary[f"{key}_omitted"] = len(summary.pop(key))
 
 
 @bp.route("/distinct-users", methods=METHODS)
@@ -106,17 +124,19 @@ class _BoundedJSON(DefaultJSONProvider):
 
 
 class _Request(Request):
-    """Raw non-UTF-8 bytes in a query string read like their percent-encoded form.
+    """A query string that is not UTF-8 reaches the parameter checks instead of raising.
 
-    werkzeug leaves an invalid %XX escape as it is, but decodes the raw query string strictly:
-    a raw byte 0xFF would raise UnicodeDecodeError out of `request.args`, a 500.
+    werkzeug decodes the raw query string strictly (a raw byte 0xFF would raise
+    UnicodeDecodeError out of `request.args`, a 500) and keeps an invalid %FF as the text
+    "%FF" (a name nobody sent). Both become lone surrogates here, which `merge_params`
+    refuses with a 400 naming the parameter.
     """
 
     @cached_property
     def args(self) -> MultiDict[str, str]:  # type: ignore[override]
-        text = self.query_string.decode("utf-8", "werkzeug.url_quote")
+        text = self.query_string.decode("utf-8", "surrogateescape")
         return self.parameter_storage_class(
-            parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote")
+            parse_qsl(text, keep_blank_values=True, errors="surrogateescape")
         )
 
 

@@ -155,7 +155,8 @@ class Fault:
     @classmethod
     def unframed(cls, after_bytes: int = 0) -> Fault:
         """A close-delimited body (no chunks, no Content-Length), cut exactly on a line boundary
-        at the first one after `after_bytes` (0: the whole body): it looks whole to any reader."""
+        at the first one after `after_bytes` (0: the whole body): it looks whole to any reader.
+        A gzip body is cut after `after_bytes` compressed bytes, as a proxy would cut it."""
         return cls("unframed", after_bytes=_count("after_bytes", after_bytes))
 
     @classmethod

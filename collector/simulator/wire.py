@@ -207,7 +207,7 @@ def send_body(wire: Wire, blocks: Iterator[bytes], fault: Fault, gzip: bool) -> 
         blocks = iter([marker]) if fault.alone else cut_in_record(blocks, after, marker)
     elif kind == "invalid_utf8":
         blocks = with_invalid_utf8(blocks, fault)
-    elif kind == "unframed":
+    elif kind == "unframed" and not gzip:
         blocks = cut_on_line(blocks, after)
     if kind == "gzip_corrupt":
         payload, gzip = corrupt_gzip_blocks(blocks, after), True
@@ -223,6 +223,8 @@ def send_body(wire: Wire, blocks: Iterator[bytes], fault: Fault, gzip: bool) -> 
         return
     wire.start(headers, "close" if kind in ("cut_silent", "unframed") else "chunked")
     cut = after if kind in ("reset", "cut_chunked", "cut_silent", "stall", "trickle") else None
+    if kind == "unframed" and gzip and after:
+        cut = after  # a proxy cuts the compressed bytes: no line boundary to cut on there
     sent = 0
     for block in payload:
         if wire.stopping.is_set():
@@ -239,7 +241,7 @@ def send_body(wire: Wire, blocks: Iterator[bytes], fault: Fault, gzip: bool) -> 
             return
         wire.write(block)
         sent += len(block)
-    if cut is not None and kind != "cut_silent":
+    if cut is not None and kind not in ("cut_silent", "unframed"):
         _break(wire, fault, rest=iter(()))  # the body was shorter than after_bytes
         return
     wire.end()
