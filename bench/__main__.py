@@ -1,6 +1,7 @@
 """Reading speed and memory: the predecessor's reader, this project's reader, and the limits.
 
-    python -m bench [--events N] [--users N] [--gzip] [--modes M,...] [--network MB/s,...]
+    python -m bench [--events N] [--users N] [--names N] [--gzip] [--modes M,...]
+                    [--network MB/s,...]
 
 Renders one day of N simulated events (~0.7 KB each) once with the embedded simulator, serves
 those bytes from a loopback server, and reads them in separate processes (so each peak RSS is
@@ -34,7 +35,7 @@ from collector.simulator import SimConfig, Simulator
 MODES = ["baseline", "raw", "decode", "distinct_users", "events", "active_users", "check"]
 
 
-def render_body(events: int, users: int, day: str, path: Path) -> int:
+def render_body(events: int, users: int, day: str, path: Path, names: int = 0) -> int:
     per_minute = max(1, math.ceil(events / 1440))
     config = SimConfig(
         seed=1,
@@ -44,6 +45,7 @@ def render_body(events: int, users: int, day: str, path: Path) -> int:
         secret="bench-secret",
         project_id="1",
         malformed_per_query=0,
+        extra_names=names,
     )
     with Simulator(config) as sim, path.open("wb") as out:
         params = {"from_date": day, "to_date": day, "project_id": "1"}
@@ -64,11 +66,11 @@ def render_body(events: int, users: int, day: str, path: Path) -> int:
 
 
 def render_bodies(
-    events: int, users: int, day: str, tmp: Path, with_gzip: bool
+    events: int, users: int, day: str, tmp: Path, with_gzip: bool, names: int = 0
 ) -> tuple[Path, Path | None, int]:
     """The body file, its gzip copy if asked (level 6, as servers commonly send), its lines."""
     plain = tmp / "body.jsonl"
-    lines = render_body(events, users, day, plain)
+    lines = render_body(events, users, day, plain, names)
     gz = None
     if with_gzip:
         gz = tmp / "body.jsonl.gz"
@@ -95,6 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--events", type=int, default=1_000_000, help="events (default 1M)")
     parser.add_argument("--users", type=int, default=100_000, help="distinct users (100k)")
+    parser.add_argument(
+        "--names",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N more distinct event names, drawn uniformly (cardinality; default 0: five names)",
+    )
     parser.add_argument("--gzip", action="store_true", help="also read gzip bodies")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset")
     parser.add_argument(
@@ -117,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--network takes link speeds in MB/s, comma-separated: --network 50,100")
     if args.repeat < 1:
         parser.error("--repeat must be 1 or more")
+    if args.names < 0:
+        parser.error("--names must be 0 or more")
     repeat = args.repeat
     if speeds and not args.gzip:
         parser.error("--network compares plain and gzip bodies: add --gzip")
@@ -129,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
-        plain, gz, lines = render_bodies(args.events, args.users, day, tmp, args.gzip)
+        plain, gz, lines = render_bodies(args.events, args.users, day, tmp, args.gzip, args.names)
         size = plain.stat().st_size
         print(
             f"body: {lines:,} lines, {size / 1e6:,.0f} MB ({size / max(lines, 1):.0f} B/line)"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
@@ -105,3 +107,41 @@ def test_column_aggregation_equals_the_row_by_row_definition(blocks: list[list[R
     assert counts.by_event() == {k: v for k, v in sorted(expected.items()) if v}
     assert users.value() == len({r[1] for r in every})
     assert counts.rows == len(every)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3000),  # name: many, arriving over many blocks
+            st.integers(0, 50),  # user
+            st.integers(0, 5),  # time
+            st.one_of(st.none(), st.integers(0, 40)),  # $insert_id, or none
+        ),
+        max_size=400,
+    ),
+    st.integers(1, 60),
+)
+def test_many_names_count_like_a_plain_dict_of_sets(events, block: int) -> None:
+    data = [
+        Row(f"name {n}", f"u{u}", float(t), None if i is None else f"i{i}") for n, u, t, i in events
+    ]
+    counts = EventCounts()
+    # Two attempts: a cut one (half the rows), then the whole body.
+    for rows_of_attempt in (data[: len(data) // 2], data):
+        counts.new_attempt()
+        for at in range(0, len(rows_of_attempt), block):
+            counts.add(Batch.of(rows_of_attempt[at : at + block]))
+    keyed: dict[str, set] = {}
+    unkeyed: dict[str, int] = {}
+    for row in data:
+        if row.insert_id is None:
+            unkeyed[row.event] = unkeyed.get(row.event, 0) + 1
+        else:
+            keyed.setdefault(row.event, set()).add(row)
+    expected = {n: len(s) for n, s in keyed.items()}
+    for name, n in unkeyed.items():
+        expected[name] = expected.get(name, 0) + n
+    by_event = counts.by_event()
+    assert by_event == expected
+    assert list(by_event.values()) == sorted(expected.values(), reverse=True)  # most first
+    assert json.loads(bytes(by_event.to_json())) == expected

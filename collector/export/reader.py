@@ -129,6 +129,7 @@ class ExportReader:
                     try:
                         outcome = attempt.run(params, report.attempts)
                         report.bytes += outcome.bytes
+                        policy = _unproven(outcome, policy, report.attempts)
                         break
                     except AttemptFailed as failed:
                         report.bytes += failed.bytes
@@ -295,6 +296,27 @@ class ExportReader:
             "EXPORT_DEADLINE_SECONDS / EXPORT_MAX_ATTEMPTS if the export is merely slow.",
             export=report.as_dict(),
         )
+
+
+def _unproven(outcome: AttemptResult, policy: RetryPolicy, attempt: int) -> RetryPolicy:
+    """An attempt read to its end that still cannot be called complete is in the errors too,
+    so that every attempt is either the complete one or an entry there."""
+    if outcome.proven and not outcome.unreadable:
+        return policy
+    if not outcome.proven:
+        kind, message = "unframed", "the body had no framing: its end cannot be proven"
+    else:
+        kind, message = "unreadable_lines", f"{outcome.unreadable} line(s) could not be read"
+    return policy.increment(
+        Failure(
+            attempt,
+            kind,
+            message,
+            bytes=outcome.bytes,
+            events=outcome.events,
+            next="stop: another attempt would read the same",
+        )
+    )
 
 
 def _counting(sink: Sink, report: ExportReport) -> Callable[[Batch], None]:

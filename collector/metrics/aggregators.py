@@ -23,7 +23,9 @@ import datasketches
 import numpy as np
 
 from collector.export.batch import Batch, Row
-from collector.metrics.hashset import CodedHashSet, HashSet
+from collector.metrics.by_event import NameCounts
+from collector.metrics.hashset import CountingHashSet, HashSet
+from collector.metrics.names import NameCodes
 
 SKETCH_LG_K = 13  # 2^13 registers: about 1.8% relative error at 95%, 8 KiB
 
@@ -99,19 +101,19 @@ class DistinctUsers:
 class EventCounts:
     """Events per name: de-duplicated by Mixpanel's key where `$insert_id` is present.
 
-    Names get small integer codes; every keyed event's key hash goes, with its code, into one
-    set, and unkeyed events are counted per code in arrays. So a name costs a dict entry and a
-    few array slots, not objects of its own: a window with a million distinct names stays small.
+    Names get small integer codes (`NameCodes`); every keyed event's key hash goes, with its
+    code, into one counting set, and unkeyed events are counted per code in arrays. So a name
+    costs a few array slots, not objects of its own: a window with a million distinct names
+    stays small, and so does its answer (`NameCounts`).
     """
 
     def __init__(self) -> None:
         self.rows = 0
-        self._codes: dict[str, int] = {}  # event name -> its code, for grouping in numpy
-        self._names: list[str] = []  # code -> name
-        self._keys = CodedHashSet()
+        self._names = NameCodes()
+        self._keys = CountingHashSet()
         # Unkeyed events per code: this attempt's count, and the best of earlier attempts.
-        self._unkeyed_now = np.zeros(0, dtype=np.int64)
-        self._unkeyed_best = np.zeros(0, dtype=np.int64)
+        self._unkeyed_now = np.zeros(0, dtype=np.int32)
+        self._unkeyed_best = np.zeros(0, dtype=np.int32)
 
     def new_attempt(self) -> None:
         np.maximum(self._unkeyed_best, self._unkeyed_now, out=self._unkeyed_best)
@@ -123,36 +125,31 @@ class EventCounts:
         if not n:
             return
         self.rows += n
-        codes = self._code_column(batch.names)
+        codes = self._names.codes(batch.names)
         hashes = batch.key_hashes()
         keyed = batch.keyed()
         if not keyed.all():
-            size = len(self._names)
-            self._unkeyed_now += np.bincount(codes[~keyed], minlength=size)
+            self._grow()
+            self._unkeyed_now += np.bincount(codes[~keyed], minlength=len(self._unkeyed_now))
             codes, hashes = codes[keyed], hashes[keyed]
         if len(codes):
             self._keys.update(hashes, codes)
 
-    def _code_column(self, names: list[str]) -> np.ndarray:
-        known = self._codes
-        fresh = set(names).difference(known)
-        if fresh:
-            for name in sorted(fresh):
-                known[name] = len(self._names)
-                self._names.append(name)
-            grow = len(self._names) - len(self._unkeyed_now)
-            self._unkeyed_now = np.concatenate([self._unkeyed_now, np.zeros(grow, np.int64)])
-            self._unkeyed_best = np.concatenate([self._unkeyed_best, np.zeros(grow, np.int64)])
-        return np.fromiter(map(known.__getitem__, names), np.int32, len(names))
+    def _grow(self) -> None:
+        grow = len(self._names) - len(self._unkeyed_now)
+        if grow > 0:
+            more = np.zeros(max(grow, len(self._unkeyed_now) // 2), np.int32)
+            self._unkeyed_now = np.concatenate([self._unkeyed_now, more])
+            self._unkeyed_best = np.concatenate([self._unkeyed_best, more])
 
     def _counts(self) -> np.ndarray:
         size = len(self._names)
-        return self._keys.counts(size) + np.maximum(self._unkeyed_best, self._unkeyed_now)
+        self._grow()
+        unkeyed = np.maximum(self._unkeyed_best, self._unkeyed_now)[:size]
+        return self._keys.counts(size) + unkeyed
 
-    def by_event(self) -> dict[str, int]:
-        counts = self._counts()
-        order = sorted(np.flatnonzero(counts).tolist(), key=self._names.__getitem__)
-        return {self._names[code]: int(counts[code]) for code in order}
+    def by_event(self) -> NameCounts:
+        return NameCounts(self._names, self._counts())
 
     def value(self) -> int:
         return int(self._counts().sum())
@@ -163,4 +160,4 @@ class EventCounts:
 
     def result(self) -> dict[str, Any]:
         by_event = self.by_event()
-        return {"value": sum(by_event.values()), "by_event": by_event}
+        return {"value": by_event.total(), "by_event": by_event}

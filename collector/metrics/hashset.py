@@ -62,26 +62,30 @@ class HashSet:
         return int(self._sorted.nbytes) + self._pending.itemsize * len(self._pending)
 
 
-class CodedHashSet:
-    """A set of 64-bit hashes, each carrying a small integer code: 12 bytes per member.
+class CountingHashSet:
+    """A set of 64-bit hashes that also counts its members per small integer code.
 
-    For event counts by name: the de-duplication key includes the name, so equal hashes carry
-    equal codes, and counting members per code gives every name's count from one set, with no
-    array object per name (a window can hold a million distinct names).
+    For event counts by name: the de-duplication key includes the name, so a key's hash always
+    comes with the same code. Codes wait beside their hashes in the pending buffer (12 bytes a
+    row); when the buffer is merged, each member new to the set adds one to its code's count,
+    and only its hash is kept (8 bytes). So one set serves every name, with no array per name
+    (a window can hold a million distinct names).
     """
 
-    __slots__ = ("_codes", "_hashes", "_pending_codes", "_pending_hashes")
+    __slots__ = ("_counts", "_hashes", "_pending_codes", "_pending_hashes")
 
     def __init__(self) -> None:
         self._hashes = np.empty(0, dtype=np.int64)
-        self._codes = np.empty(0, dtype=np.int32)
+        self._counts = np.zeros(0, dtype=np.int64)
         self._pending_hashes = array("q")
         self._pending_codes = array("i")
 
     def update(self, hashes: np.ndarray, codes: np.ndarray) -> None:
         self._pending_hashes.frombytes(np.ascontiguousarray(hashes, dtype=np.int64).tobytes())
         self._pending_codes.frombytes(np.ascontiguousarray(codes, dtype=np.int32).tobytes())
-        if len(self._pending_hashes) >= max(_MIN_PENDING, len(self._hashes)):
+        # A quarter of the set: merging costs a copy of the set, the buffer its 12 bytes a row
+        # and the sort of it temporaries; a small buffer keeps the peak near the set itself.
+        if len(self._pending_hashes) >= max(_MIN_PENDING, len(self._hashes) // 4):
             self._compact()
 
     def _compact(self) -> None:
@@ -91,18 +95,25 @@ class CodedHashSet:
         codes = np.frombuffer(self._pending_codes, dtype=np.int32)
         order = np.argsort(hashes)
         hashes, codes = hashes[order], codes[order]
+        del order
         if len(hashes) > 1:
             first = np.empty(len(hashes), dtype=bool)
             first[0] = True
             np.not_equal(hashes[1:], hashes[:-1], out=first[1:])
             hashes, codes = hashes[first], codes[first]
         self._pending_hashes, self._pending_codes = array("q"), array("i")
-        if not len(self._hashes):
-            self._hashes, self._codes = hashes, codes
-            return
-        at, new = _new_members(self._hashes, hashes)
-        self._hashes = np.insert(self._hashes, at[new], hashes[new])
-        self._codes = np.insert(self._codes, at[new], codes[new])
+        if len(self._hashes):
+            at, new = _new_members(self._hashes, hashes)
+            self._hashes = np.insert(self._hashes, at[new], hashes[new])
+            codes = codes[new]
+        else:
+            self._hashes = hashes
+        fresh = np.bincount(codes)
+        if len(fresh) > len(self._counts):
+            self._counts = np.concatenate(
+                [self._counts, np.zeros(len(fresh) - len(self._counts), np.int64)]
+            )
+        self._counts[: len(fresh)] += fresh
 
     def __len__(self) -> int:
         self._compact()
@@ -111,7 +122,9 @@ class CodedHashSet:
     def counts(self, size: int) -> np.ndarray:
         """Members per code, for codes 0 .. size-1."""
         self._compact()
-        return np.bincount(self._codes, minlength=size)
+        out = np.zeros(size, dtype=np.int64)
+        out[: len(self._counts)] = self._counts[:size]
+        return out
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:
