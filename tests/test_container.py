@@ -29,6 +29,7 @@ from collector.schedule.cli import DEADLINE_MARGIN
 from collector.simulator import Simulator
 from tests.conftest import past_window
 from tests.helpers import PROJECT_ID, SA_SECRET, SA_USER, free_port
+from tests.upload import uploaded
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -182,9 +183,13 @@ def test_every_deployed_variable_is_one_the_service_reads() -> None:
 # -- the ignore files -----------------------------------------------------------------------------
 
 
-def ignored(ignore_file: str, path: str) -> bool:
-    """Enough of .gitignore/.dockerignore matching for the patterns these files use."""
-    for raw in (ROOT / ignore_file).read_text().splitlines():
+def ignored(path: str) -> bool:
+    """Whether `docker build` leaves `path` out, by the patterns .dockerignore uses.
+
+    Docker anchors every pattern at the root (`*.md` is a top-level file only) and `**/` spans
+    directories; the upload's `.gcloudignore` has gitignore's rules instead (tests/upload.py).
+    """
+    for raw in (ROOT / ".dockerignore").read_text().splitlines():
         pattern = raw.strip().rstrip("/")
         if not pattern or pattern.startswith("#"):
             continue
@@ -217,6 +222,7 @@ LEFT_OUT_OF_BOTH = [
 NEEDED_BY_THE_TEST_STEP = [
     "tests/test_container.py",
     "tests/helpers.py",
+    "tests/reliability/chaos.py",
     "requirements-dev.txt",
     "pyproject.toml",
     "ops/dashboard.json",
@@ -237,23 +243,23 @@ NEEDED_BY_THE_IMAGE = [
 
 @pytest.mark.parametrize("path", LEFT_OUT_OF_BOTH)
 def test_caches_environments_history_and_docs_are_never_uploaded_nor_in_the_image(path) -> None:
-    assert ignored(".gcloudignore", path)
-    assert ignored(".dockerignore", path)
+    assert not uploaded(ROOT, path)
+    assert ignored(path)
 
 
 @pytest.mark.parametrize("path", NEEDED_BY_THE_TEST_STEP + NEEDED_BY_THE_IMAGE)
 def test_the_build_source_keeps_what_the_test_step_and_the_image_need(path) -> None:
-    assert not ignored(".gcloudignore", path)
+    assert uploaded(ROOT, path)
 
 
 @pytest.mark.parametrize("path", NEEDED_BY_THE_TEST_STEP)
 def test_tests_and_build_files_stay_out_of_the_image(path) -> None:
-    assert ignored(".dockerignore", path)
+    assert ignored(path)
 
 
 @pytest.mark.parametrize("path", NEEDED_BY_THE_IMAGE)
 def test_the_image_keeps_the_service(path) -> None:
-    assert not ignored(".dockerignore", path)
+    assert not ignored(path)
 
 
 # -- the container's command, run -----------------------------------------------------------------
