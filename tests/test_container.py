@@ -276,6 +276,9 @@ def test_the_container_command_serves_and_stops_on_sigterm(sim: Simulator, tmp_p
         **deployed_env(SUBSTITUTIONS),
         "MIXPANEL_EXPORT_URL": sim.url,
         "PORT": str(port),
+        # The image's user has no home it can write (useradd --no-create-home); not even root
+        # can create a directory here.
+        "HOME": "/proc/no-home",
     }
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     with out.open("w") as stdout, err.open("w") as stderr:
@@ -320,3 +323,4 @@ def test_the_container_command_serves_and_stops_on_sigterm(sim: Simulator, tmp_p
         ("distinct_users", 200, True)
     ]
     assert SA_SECRET not in out.read_text() + err.read_text()
+    assert "[ERROR]" not in err.read_text()  # e.g. gunicorn's control socket under $HOME
