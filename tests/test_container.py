@@ -265,17 +265,20 @@ def test_the_image_keeps_the_service(path) -> None:
 # -- the container's command, run -----------------------------------------------------------------
 
 
-def test_the_container_command_serves_and_stops_on_sigterm(sim: Simulator, tmp_path: Path) -> None:
-    port = free_port()
+def start_container(
+    sim: Simulator, tmp_path: Path, port: int, **substitutions: str
+) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    """The Dockerfile's CMD with its ENV and the deployed environment, as Cloud Run runs it."""
     command = dockerfile_cmd()
     # The image puts gunicorn on PATH; here it is next to this interpreter.
     command[0] = str(Path(sys.executable).parent / command[0])
     env = {
         "PATH": os.environ.get("PATH", ""),
         **dockerfile_env(),
-        **deployed_env(SUBSTITUTIONS),
+        **deployed_env({**SUBSTITUTIONS, **substitutions}),
         "MIXPANEL_EXPORT_URL": sim.url,
         "PORT": str(port),
+        "K_SERVICE": "rt-mp-collector",  # set by Cloud Run
         # The image's user has no home it can write (useradd --no-create-home); not even root
         # can create a directory here.
         "HOME": "/proc/no-home",
@@ -283,6 +286,12 @@ def test_the_container_command_serves_and_stops_on_sigterm(sim: Simulator, tmp_p
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     with out.open("w") as stdout, err.open("w") as stderr:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=stdout, stderr=stderr)
+    return proc, out, err
+
+
+def test_the_container_command_serves_and_stops_on_sigterm(sim: Simulator, tmp_path: Path) -> None:
+    port = free_port()
+    proc, out, err = start_container(sim, tmp_path, port)
     base = f"http://127.0.0.1:{port}"
     try:
         # Refused or unanswered until a worker has imported the app (slow on a cold checkout).
@@ -324,3 +333,34 @@ def test_the_container_command_serves_and_stops_on_sigterm(sim: Simulator, tmp_p
     ]
     assert SA_SECRET not in out.read_text() + err.read_text()
     assert "[ERROR]" not in err.read_text()  # e.g. gunicorn's control socket under $HOME
+
+
+def test_the_container_with_rules_and_no_cloud_storage_store_refuses_to_start(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    # The documented deploy with _COLLECTOR_RULES and no _STATE_STORE: before, the service
+    # started, and every /check spent its Export query and then answered 500.
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        yaml.safe_dump(
+            {"rules": [{"name": "a", "metric": "events", "window_minutes": 5, "above": 1}]}
+        )
+    )
+    for store in ("", f"file:{tmp_path / 'state.json'}"):
+        proc, out, err = start_container(
+            sim, tmp_path, free_port(), _COLLECTOR_RULES=str(rules), _STATE_STORE=store
+        )
+        try:
+            code = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert code != 0
+        entries = [json.loads(line) for line in out.read_text().splitlines() if line[:1] == "{"]
+        [critical] = [e for e in entries if e.get("severity") == "CRITICAL"]
+        assert "STATE_STORE" in critical["message"], critical
+        assert "gs://<bucket>/<object>" in critical["message"]
+        if store:
+            assert "lose it on every restart" in critical["message"]
+        assert not (tmp_path / "state.json").exists()
