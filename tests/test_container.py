@@ -347,7 +347,7 @@ def test_the_container_with_rules_and_no_cloud_storage_store_refuses_to_start(
         )
     )
     for store in ("", f"file:{tmp_path / 'state.json'}"):
-        proc, out, err = start_container(
+        proc, out, _ = start_container(
             sim, tmp_path, free_port(), _COLLECTOR_RULES=str(rules), _STATE_STORE=store
         )
         try:

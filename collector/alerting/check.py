@@ -5,6 +5,10 @@ notification is never lost: first the transitions are saved with the notificatio
 pending (a conflicting save re-applies the pure transitions to the fresh document), then the
 pending notifications are delivered and the delivered ones removed in a second conditional save.
 A notification whose delivery fails stays pending and is retried by the next run.
+
+Before its Export query a run loads the state, checks its shape and writes it back unchanged:
+a store that cannot be read, trusted or written answers 503 `state_store_unavailable` without
+spending a query, and its state is never reset to make the run go through.
 """
 
 from __future__ import annotations
@@ -33,9 +37,10 @@ from collector.alerting.plan import (
     rule_windows,
 )
 from collector.alerting.rules import Rule, RuleSet
-from collector.alerting.store import StateStore, update
+from collector.alerting.state import validate
+from collector.alerting.store import CorruptState, GcsStateStore, StateStore, StoreError, update
 from collector.config import Settings
-from collector.errors import CollectorError
+from collector.errors import CollectorError, StateStoreUnavailable
 from collector.export.query import ExportQuery
 from collector.export.reader import ExportReader
 from collector.window import iso
@@ -72,14 +77,34 @@ class Checker:
     def run(self, names: list[str]) -> dict[str, Any]:
         now = self.now()
         selected = self.rules.named(names)
+        self._preflight()
         groups = plan_queries(
             [rule_windows(r, now) for r in selected], self.settings.max_window_days
         )
         outcomes, exports = self._observe(groups)
-        owed = update(self.store, lambda doc: self._apply(doc, outcomes, now))
+        try:
+            owed = update(self.store, lambda doc: self._apply(doc, outcomes, now))
+        except StoreError as exc:
+            raise self._unavailable(
+                exc,
+                "the rules were evaluated but their new state could not be saved, so nothing "
+                "was notified; the next /check evaluates them again",
+                queries=len(groups),
+                export=exports,
+            ) from None
         delivered, failed = self._deliver([o.rw.rule for o in outcomes])
         if delivered or failed:
-            update(self.store, lambda doc: _settle(doc, delivered, failed))
+            try:
+                update(self.store, lambda doc: _settle(doc, delivered, failed))
+            except StoreError as exc:
+                raise self._unavailable(
+                    exc,
+                    f"{len(delivered)} notification(s) were delivered but could not be "
+                    "recorded: they will be sent again (receivers can drop repeats by "
+                    "X-Collector-Notification-Id)",
+                    queries=len(groups),
+                    export=exports,
+                ) from None
         rules_out = [self._describe(o, owed, delivered, failed) for o in outcomes]
         for entry in rules_out:
             log.info(
@@ -114,6 +139,44 @@ class Checker:
             "export": exports,
             "store": self.store.describe(),
         }
+
+    # -- the store, checked before anything is spent --------------------------------------
+
+    def _preflight(self) -> None:
+        """Load, check and write back the state unchanged: proves it readable, sound and
+        writable before the run spends an Export query."""
+        where = self.store.describe()
+        try:
+            update(self.store, lambda doc: validate(doc, where))
+        except StoreError as exc:
+            raise self._unavailable(
+                exc, "no Export query was spent and no rule state changed", queries=0
+            ) from None
+
+    def _unavailable(
+        self,
+        exc: StoreError,
+        outcome: str,
+        *,
+        queries: int,
+        export: list[dict[str, Any]] | None = None,
+    ) -> StateStoreUnavailable:
+        where = self.store.describe()
+        text = str(exc)
+        if not isinstance(exc, CorruptState):  # a corrupt document's message says what to do
+            text += "; " + (
+                "the service's account needs roles/storage.objectUser on the bucket, and the "
+                "bucket must exist"
+                if isinstance(self.store, GcsStateStore)
+                else "the service's user must be able to read and write it and its directory"
+            )
+        log.error("state store %s: %s", where, text, extra={"json_fields": {"store": where}})
+        return StateStoreUnavailable(
+            f"rule state store unavailable: {text} ({outcome})",
+            store=where,
+            detail={"queries": queries},
+            export=export,
+        )
 
     # -- observe: one export per group ----------------------------------------------------
 
@@ -165,6 +228,7 @@ class Checker:
     def _apply(
         self, doc: dict[str, Any], outcomes: list[_Outcome], now: datetime
     ) -> dict[str, dict[str, Any]]:
+        validate(doc, self.store.describe())  # it may have changed since the preflight
         states = doc.setdefault("rules", {})
         owed_by_rule: dict[str, dict[str, Any]] = {}
         for o in outcomes:
