@@ -51,7 +51,10 @@ def build_checker(
             return None
         rules = load_rules(settings.collector_rules, os.environ)
     protect(rules.secrets())
-    notifiers = {name: build_notifier(cfg) for name, cfg in rules.notifiers.items()}
+    notifiers = {
+        name: build_notifier(cfg, timeout=settings.notify_timeout_seconds)
+        for name, cfg in rules.notifiers.items()
+    }
     return Checker(settings, rules, reader, store or _store(settings), notifiers, now)
 
 

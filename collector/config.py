@@ -73,6 +73,8 @@ class Settings:
     log_level: str = "INFO"
     google_cloud_project: str | None = None
     collector_rules: str | None = None
+    notify_deadline_seconds: float = 30.0  # all notifications of one /check together
+    notify_timeout_seconds: float = 10.0  # one notification, in all (not per socket read)
     state_store: str | None = None  # required with rules: file:/abs/path or gs://bucket/object
     state_store_allow_file: bool = False  # a file: store on Cloud Run (per instance, not durable)
     auth_oidc_audience: str | None = None  # set: in-app OIDC check (collector/http/auth.py)
@@ -243,6 +245,8 @@ def _load(env: Mapping[str, str]) -> Settings:
         log_level=r.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
         google_cloud_project=r.text("GOOGLE_CLOUD_PROJECT"),
         collector_rules=r.text("COLLECTOR_RULES"),
+        notify_deadline_seconds=r.number("NOTIFY_DEADLINE_SECONDS", 30.0, float, 0.1, 600),
+        notify_timeout_seconds=r.number("NOTIFY_TIMEOUT_SECONDS", 10.0, float, 0.1, 120),
         state_store=_state_store(r, allow_file),
         state_store_allow_file=allow_file,
         auth_oidc_audience=oidc_audience,
