@@ -8,14 +8,11 @@ to do; the document is never reset to make a run go through.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from collector.alerting.state import validate
 from collector.alerting.store import CorruptState, GcsStateStore, StateStore, StoreError, update
 from collector.errors import StateStoreUnavailable
-
-log = logging.getLogger("collector.alerting")
 
 
 def preflight(store: StateStore) -> None:
@@ -47,7 +44,6 @@ def unavailable(
             if isinstance(store, GcsStateStore)
             else "the service's user must be able to read and write it and its directory"
         )
-    log.error("state store %s: %s", where, text, extra={"json_fields": {"store": where}})
     return StateStoreUnavailable(
         f"rule state store unavailable: {text} ({outcome})",
         store=where,

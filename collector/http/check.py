@@ -54,6 +54,8 @@ def _summary(body: dict[str, Any], status: int, seconds: float) -> None:
         "queries": body.get("queries"),
         "states": {s: states.count(s) for s in set(states)},
     }
+    if "notifications" in body:
+        fields["notifications"] = body["notifications"]
     if status != 200:
         fields.update(code=body.get("code"), error=body.get("error"))
     log.log(
