@@ -166,6 +166,8 @@ def test_timeout_concurrency_and_instances_agree_with_the_service_settings() -> 
     # Cloud Run must not cut a request the reader is still allowed to finish, and Scheduler's
     # default attempt deadline (deadline + margin) must fit in the request timeout.
     assert int(flags["timeout"]) >= deadline + DEADLINE_MARGIN
+    # A /check reads, then notifies: both deadlines, and time to answer, fit in the timeout.
+    assert int(flags["timeout"]) >= deadline + float(env["NOTIFY_DEADLINE_SECONDS"]) + 10
     assert int(flags["concurrency"]) == int(env["GUNICORN_WORKERS"]) * int(env["GUNICORN_THREADS"])
     # The query budget is per process: all instances together stay within Mixpanel's 60.
     workers = int(env["GUNICORN_WORKERS"])
