@@ -15,11 +15,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
-from collector.alerting.store import FileStateStore
+from collector.alerting.store import FileStateStore, GcsStateStore, StateStore
 from collector.simulator import Simulator
 from tests.check_service import check_service, firing_rule, get_check
+from tests.gcs import client
 from tests.webhook_receiver import Reply, WebhookReceiver
 
 
@@ -27,32 +29,44 @@ def ids(rx: WebhookReceiver) -> list[str]:
     return [r["headers"]["x-collector-notification-id"] for r in rx.received]
 
 
-def pending(path: Path) -> list[dict[str, Any]]:
-    doc, _ = FileStateStore(path).load()
+def pending(where: Path | StateStore) -> list[dict[str, Any]]:
+    store = FileStateStore(where) if isinstance(where, Path) else where
+    doc, _ = store.load()
     return [p for state in doc["rules"].values() for p in state["pending"]]
 
 
+@pytest.fixture(params=["file", "gcs"])
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, StateStore]:
+    """STATE_STORE for the service, and the same store to read back: a file under its lock, or
+    a fake-gcs-server object under generation preconditions."""
+    if request.param == "file":
+        return f"file:{tmp_path / 'state.json'}", FileStateStore(tmp_path / "state.json")
+    bucket = request.getfixturevalue("bucket")
+    name = "collector/state.json"
+    return f"gs://{bucket}/{name}", GcsStateStore(bucket, name, client=client())
+
+
 def test_two_overlapping_checks_deliver_each_notification_once(
-    sim: Simulator, tmp_path: Path
+    sim: Simulator, tmp_path: Path, shared_store: tuple[str, StateStore]
 ) -> None:
+    url, store = shared_store
     rules = [firing_rule(f"r{i}", "hook") for i in range(4)]
-    with WebhookReceiver([Reply(delay=0.3)] * 8) as rx:
-        store = f"file:{tmp_path / 'state.json'}"
-        with check_service(
-            sim, tmp_path, rules, {"hook": rx.url}, store, workers=2, threads=2
-        ) as svc:
-            answers: list[tuple[int, dict[str, Any]]] = []
-            go = threading.Barrier(2)
+    with (
+        WebhookReceiver([Reply(delay=0.3)] * 8) as rx,
+        check_service(sim, tmp_path, rules, {"hook": rx.url}, url, workers=2, threads=2) as svc,
+    ):
+        answers: list[tuple[int, dict[str, Any]]] = []
+        go = threading.Barrier(2)
 
-            def check() -> None:
-                go.wait()
-                answers.append(get_check(svc))
+        def check() -> None:
+            go.wait()
+            answers.append(get_check(svc))
 
-            runs = [threading.Thread(target=check) for _ in range(2)]
-            for t in runs:
-                t.start()
-            for t in runs:
-                t.join(timeout=60)
+        runs = [threading.Thread(target=check) for _ in range(2)]
+        for t in runs:
+            t.start()
+        for t in runs:
+            t.join(timeout=60)
     assert [status for status, _ in answers] == [200, 200]
     figures = sorted((b["notifications"] for _, b in answers), key=lambda f: f["delivered"])
     # One run claimed all four in the save that recorded the transitions; the other found
@@ -61,7 +75,7 @@ def test_two_overlapping_checks_deliver_each_notification_once(
     assert sorted(Counter(ids(rx)).values()) == [1, 1, 1, 1]
     notified = [i for _, b in answers for r in b["rules"] for i in r["notified"]]
     assert sorted(notified) == sorted(ids(rx))
-    assert pending(tmp_path / "state.json") == []
+    assert pending(store) == []
 
 
 def test_sigterm_mid_delivery_then_a_restart_sends_nothing_twice_and_loses_nothing(
