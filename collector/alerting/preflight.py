@@ -11,7 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from collector.alerting.state import validate
-from collector.alerting.store import CorruptState, GcsStateStore, StateStore, StoreError, update
+from collector.alerting.store import (
+    CorruptState,
+    GcsStateStore,
+    StateStore,
+    StoreConflict,
+    StoreError,
+    update,
+)
 from collector.errors import StateStoreUnavailable
 
 
@@ -37,7 +44,9 @@ def unavailable(
     """The 503 for a store failure: the problem, what to do, and what the run did (`outcome`)."""
     where = store.describe()
     text = str(exc)
-    if not isinstance(exc, CorruptState):  # a corrupt document's message says what to do
+    if isinstance(exc, StoreConflict):
+        text += "; other runs kept changing it: retry"
+    elif not isinstance(exc, CorruptState):  # a corrupt document's message says what to do
         text += "; " + (
             "the service's account needs roles/storage.objectUser on the bucket, and the "
             "bucket must exist"
