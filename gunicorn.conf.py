@@ -19,6 +19,9 @@ keepalive = 5
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+# gunicorn's control socket (for `gunicornc`) lives under $HOME/.gunicorn; the image's user has
+# no home to write to, and nothing on Cloud Run would connect to it.
+control_socket_disable = True
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]

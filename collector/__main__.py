@@ -3,24 +3,40 @@
     python -m collector check [--rule NAME ...] [--rules FILE]
 
 Settings come from the environment as for the service (MIXPANEL_*, COLLECTOR_RULES,
-STATE_STORE, ...). Prints the same JSON as `/check`. Exit status: 0 every rule decided or held,
-3 at least one rule in ERROR, 2 a configuration error.
+STATE_STORE, NOTIFY_*, ...). Prints the same JSON as `/check` on stdout; a run that cannot
+happen prints one line on stderr instead, starting with "error:".
+
+Exit status:
+  0  every rule decided or held its state, and every notification due was delivered
+  2  a configuration or usage error: a setting, the rules file, STATE_STORE missing or not
+     writable, an unknown --rule (nothing was queried)
+  3  at least one rule is in ERROR: its Export query failed
+  4  a notification was not delivered (its notifier failed, or it did not fit in
+     NOTIFY_DEADLINE_SECONDS); it stays pending and the next run sends it
+  5  the state store (STATE_STORE) cannot be read, used or written; the line says what to
+     fix and what was done (found before the query: nothing was spent, no state changed)
+  1  an unexpected error (the line says what happened)
+When both 3 and 4 apply, the status is 3.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from collector.app import build_checker
 from collector.config import Settings
-from collector.errors import CollectorError
+from collector.errors import BadRequest, CollectorError, ConfigError, StateStoreUnavailable
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
 from collector.logs import setup_logging
+
+OK, UNEXPECTED, CONFIG, RULE_ERROR, NOT_NOTIFIED, STORE = 0, 1, 2, 3, 4, 5
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("check", help="evaluate the alert rules once and print the result")
+    check = sub.add_parser(
+        "check",
+        help="evaluate the alert rules once and print the result",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     check.add_argument(
         "--rule",
         action="append",
@@ -39,24 +60,41 @@ def main(argv: list[str] | None = None) -> int:
     )
     check.add_argument("--rules", help="rules file (default: $COLLECTOR_RULES)")
     args = parser.parse_args(argv)
+    env = dict(os.environ)
+    if args.rules:
+        env["COLLECTOR_RULES"] = args.rules  # validated with the rest, STATE_STORE included
     try:
-        settings = Settings.from_env()
-        if args.rules:
-            settings = replace(settings, collector_rules=args.rules)
+        settings = Settings.from_env(env)
         if not settings.collector_rules:
-            print("no rules: set COLLECTOR_RULES or pass --rules FILE", file=sys.stderr)
-            return 2
+            return _fail("no rules: set COLLECTOR_RULES or pass --rules FILE", CONFIG)
         setup_logging(replace(settings, log_format="text"), stream=sys.stderr)
         budget = QueryBudget(settings.export_queries_per_hour, settings.export_queries_per_second)
         now = lambda: datetime.now(UTC)  # noqa: E731
         checker = build_checker(settings, ExportReader(settings, budget), now)
         assert checker is not None
         body = checker.run(args.rule)
+    except StateStoreUnavailable as exc:
+        return _fail(exc.message, STORE)
+    except (ConfigError, BadRequest) as exc:
+        return _fail(exc.message, CONFIG)
     except CollectorError as exc:
-        print(json.dumps(exc.body(), indent=2), file=sys.stderr)
-        return 2
+        return _fail(exc.message, UNEXPECTED)
     print(json.dumps(body, indent=2))
-    return 3 if any(r["state"] == "ERROR" for r in body["rules"]) else 0
+    return _status(body)
+
+
+def _status(body: dict[str, Any]) -> int:
+    if any(r["state"] == "ERROR" for r in body["rules"]):
+        return RULE_ERROR
+    figures = body["notifications"]
+    if figures["failed"] or figures["deferred"]:
+        return NOT_NOTIFIED
+    return OK
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

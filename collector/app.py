@@ -13,8 +13,8 @@ from flask import Flask
 from collector.alerting.check import Checker
 from collector.alerting.notify import build_notifier
 from collector.alerting.rules import RuleSet, load_rules
-from collector.alerting.store import StateStore, store_from_url
-from collector.config import Settings
+from collector.alerting.store import FileStateStore, StateStore, StoreError, store_from_url
+from collector.config import Secret, Settings
 from collector.errors import ConfigError
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
@@ -44,15 +44,50 @@ def build_checker(
     rules: RuleSet | None = None,
     store: StateStore | None = None,
 ) -> Checker | None:
-    """The alert-rule runner, if rules are configured; a bad rules file stops start-up."""
+    """The alert-rule runner, if rules are configured; a bad rules file or a state store that
+    cannot be written stops start-up (ConfigError)."""
     if rules is None:
         if not settings.collector_rules:
             return None
         rules = load_rules(settings.collector_rules, os.environ)
     protect(rules.secrets())
-    notifiers = {name: build_notifier(cfg) for name, cfg in rules.notifiers.items()}
-    return Checker(
-        settings, rules, reader, store or store_from_url(settings.state_store), notifiers, now
+    notifiers = {
+        name: build_notifier(cfg, timeout=settings.notify_timeout_seconds)
+        for name, cfg in rules.notifiers.items()
+    }
+    return Checker(settings, rules, reader, store or _store(settings), notifiers, now)
+
+
+def _store(settings: Settings) -> StateStore:
+    if not settings.state_store:
+        raise ConfigError("alert rules need a state store: set STATE_STORE")
+    store = store_from_url(settings.state_store)
+    if isinstance(store, FileStateStore):
+        # A Cloud Storage store is checked by each /check: building the app needs neither
+        # credentials nor the network.
+        try:
+            store.check_writable()
+        except StoreError as exc:
+            raise ConfigError(
+                f"STATE_STORE: {exc}; give it a path this service's user can write, "
+                "or a Cloud Storage object (gs://<bucket>/<object>)"
+            ) from None
+    return store
+
+
+def _startup_logging() -> None:
+    """Logging for a configuration that did not load: structured on Cloud Run as it would have
+    been, so the refusal is one CRITICAL entry there, with any configured secret redacted."""
+    env = os.environ
+    fmt = env.get("LOG_FORMAT", "auto").strip().lower()
+    json_logs = fmt == "json" or (fmt in ("", "auto") and bool(env.get("K_SERVICE")))
+    secrets = {
+        name: Secret(value)
+        for name in ("service_account_secret", "api_secret")
+        if (value := env.get(f"MIXPANEL_{name.upper()}", "").strip())
+    }
+    setup_logging(
+        Settings(export_url="", log_format="json" if json_logs else "text", **secrets)  # type: ignore[arg-type]
     )
 
 
@@ -64,10 +99,13 @@ def create_app(
     rules: RuleSet | None = None,
     store: StateStore | None = None,
 ) -> Flask:
+    """The service: routes, reader and (with rules) the checker; a ConfigError stops start-up
+    with one CRITICAL entry naming what to fix."""
     if settings is None:
         try:
             settings = Settings.from_env()
         except ConfigError as exc:
+            _startup_logging()
             logging.getLogger("collector").critical("%s", exc.message)
             raise
     setup_logging(settings)
@@ -81,12 +119,13 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
     reader = reader or ExportReader(settings, budget, now=clock)
+    try:
+        checker = build_checker(settings, reader, clock, rules, store)
+    except ConfigError as exc:
+        logging.getLogger("collector").critical("%s", exc.message)
+        raise
     app.extensions["collector"] = Runtime(
-        settings=settings,
-        budget=budget,
-        reader=reader,
-        now=clock,
-        checker=build_checker(settings, reader, clock, rules, store),
+        settings=settings, budget=budget, reader=reader, now=clock, checker=checker
     )
     app.register_blueprint(bp)
     app.register_blueprint(check_bp)

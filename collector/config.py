@@ -70,7 +70,10 @@ class Settings:
     log_level: str = "INFO"
     google_cloud_project: str | None = None
     collector_rules: str | None = None
-    state_store: str = "file:collector-state.json"
+    notify_deadline_seconds: float = 30.0  # all notifications of one /check together
+    notify_timeout_seconds: float = 10.0  # one notification, in all (not per socket read)
+    state_store: str | None = None  # required with rules: file:/abs/path or gs://bucket/object
+    state_store_allow_file: bool = False  # a file: store on Cloud Run (per instance, not durable)
     auth_oidc_audience: str | None = None  # set: in-app OIDC check (collector/http/auth.py)
     auth_oidc_invokers: tuple[str, ...] = ()
 
@@ -187,6 +190,7 @@ def _load(env: Mapping[str, str]) -> Settings:
     if [e for e in oidc_invokers if "@" not in e]:
         r.problems.append("AUTH_OIDC_INVOKERS must be comma-separated service-account emails")
 
+    allow_file = r.flag("STATE_STORE_ALLOW_FILE", False)
     settings = Settings(
         export_url=export_url,
         region=region,
@@ -213,7 +217,10 @@ def _load(env: Mapping[str, str]) -> Settings:
         log_level=r.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
         google_cloud_project=r.text("GOOGLE_CLOUD_PROJECT"),
         collector_rules=r.text("COLLECTOR_RULES"),
-        state_store=_state_store(r),
+        notify_deadline_seconds=r.number("NOTIFY_DEADLINE_SECONDS", 30.0, float, 0.1, 600),
+        notify_timeout_seconds=r.number("NOTIFY_TIMEOUT_SECONDS", 10.0, float, 0.1, 120),
+        state_store=_state_store(r, allow_file),
+        state_store_allow_file=allow_file,
         auth_oidc_audience=oidc_audience,
         auth_oidc_invokers=oidc_invokers,
     )
@@ -222,12 +229,38 @@ def _load(env: Mapping[str, str]) -> Settings:
     return settings
 
 
-def _state_store(r: _Reader) -> str:
-    url = r.text("STATE_STORE") or "file:collector-state.json"
+def _state_store(r: _Reader, allow_file: bool) -> str | None:
+    """STATE_STORE, checked against where it would run. Rules need it: their state (who is
+    firing, what is owed) must outlive the process, and be the same for every process."""
+    url = r.text("STATE_STORE")
+    rules = r.text("COLLECTOR_RULES")
+    if url is None:
+        if rules:
+            r.problems.append(
+                "COLLECTOR_RULES is set but STATE_STORE is not: rule state needs a durable "
+                "place; set STATE_STORE=gs://<bucket>/<object> (on Cloud Run) or "
+                "STATE_STORE=file:/absolute/path.json (one machine)"
+            )
+        return None
     if not (url.startswith(("file:", "gs://")) and len(url) > len("file:")):
         r.problems.append(f"STATE_STORE={url!r} must be file:<path> or gs://<bucket>/<object>")
     elif url.startswith("gs://") and "/" not in url[len("gs://") :].strip("/"):
         r.problems.append(f"STATE_STORE={url!r} needs an object name: gs://<bucket>/<object>")
+    elif url.startswith("file:") and rules:
+        path = url[len("file:") :]
+        path = path[2:] if path.startswith("//") else path  # file:///abs/path
+        if not path.startswith("/"):
+            r.problems.append(
+                f"STATE_STORE={url!r} must be an absolute path (file:/var/lib/collector/"
+                "state.json): a relative one moves with the working directory"
+            )
+        elif r.text("K_SERVICE") and not allow_file:
+            r.problems.append(
+                f"STATE_STORE={url!r} is a local file on Cloud Run: each instance would keep "
+                "its own rule state and lose it on every restart (alerts fire again, owed "
+                "notifications are lost); set STATE_STORE=gs://<bucket>/<object>, or "
+                "STATE_STORE_ALLOW_FILE=true to accept that"
+            )
     return url
 
 

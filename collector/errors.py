@@ -81,3 +81,29 @@ class BudgetExhausted(UpstreamUnavailable):
         out = super().body()
         out["retry_in_seconds"] = round(self.retry_in, 1)
         return out
+
+
+class StateStoreUnavailable(CollectorError):
+    """The alert rules' state could not be read, trusted or written (STATE_STORE)."""
+
+    status = 503
+    code = "state_store_unavailable"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        store: str,
+        detail: dict[str, Any] | None = None,
+        export: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.store = store
+        self.detail = detail or {}
+        self.export_figures = export
+
+    def body(self) -> dict[str, Any]:
+        out = {**super().body(), "store": self.store, **self.detail}
+        if self.export_figures is not None:
+            out["export"] = self.export_figures
+        return out

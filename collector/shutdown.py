@@ -12,9 +12,10 @@ The handler is installed from gunicorn's `post_worker_init` hook in gunicorn.con
 gunicorn set its own, and calls gunicorn's: an app-level SIGTERM handler in the WSGI module would
 be replaced by gunicorn's, or replace its graceful drain.
 
-Note for alerting: a `/check` cut by the drain ends its reads early like any request. Whatever it
-then writes to the alert state must be all or nothing (write a new object, then swap it in;
-compare-and-set on the stored generation), so that a shutdown never leaves a half-written state.
+A `/check` cut by the drain ends its reads early like any request; its writes to the alert state
+are all or nothing (collector.alerting.store). If it is delivering notifications, it takes no new
+one, the send in flight is cut within the same grace, what was delivered is settled and the rest
+released for the next run (collector.alerting.deliver).
 """
 
 from __future__ import annotations

@@ -5,23 +5,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from collector.simulator import SimConfig, Simulator
+from collector.simulator import Simulator
 from collector.window import Window
 from tests.gcs import bucket, gcs_emulator  # noqa: F401 - fixtures shared by test modules
-from tests.helpers import PROJECT_ID, SA_SECRET, SA_USER
+from tests.helpers import sim_config
 
-
-def sim_config(**overrides: object) -> SimConfig:
-    base: dict[str, object] = {
-        "seed": 7,
-        "events_per_minute": 30,
-        "users": 300,
-        "username": SA_USER,
-        "secret": SA_SECRET,
-        "project_id": PROJECT_ID,
-    }
-    base.update(overrides)
-    return SimConfig(**base)  # type: ignore[arg-type]
+__all__ = ["past_window", "sim_config"]  # imported by test modules from here
 
 
 @pytest.fixture(scope="module")

@@ -1,27 +1,36 @@
-"""Shared test helpers: settings built the way the service builds them, from an environment."""
+"""Shared test support: settings built the way the service builds them, the simulator's
+configuration, and the container's command (gunicorn with the shipped config) on loopback.
+
+`bench/` imports from here for its reliability figures; nothing here imports `bench/`, which
+`gcloud builds submit` does not upload.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
+import psutil
 import requests
 
 from collector.config import Settings
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader, ExportReport
+from collector.simulator import SimConfig, Simulator
 
 SA_USER = "collector-sa.0a1b2c.mp-service-account"
 SA_SECRET = "sa-secret-Zq81xKp0Lm3"  # distinctive, so a leak is easy to find in any output
 PROJECT_ID = "4242"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_settings(export_url: str = "http://127.0.0.1:9/api/2.0/export", **env: str) -> Settings:
@@ -40,6 +49,20 @@ def make_settings(export_url: str = "http://127.0.0.1:9/api/2.0/export", **env: 
     return Settings.from_env(base)
 
 
+def sim_config(**overrides: object) -> SimConfig:
+    """The simulator most tests use, with the credentials of `make_settings`."""
+    base: dict[str, object] = {
+        "seed": 7,
+        "events_per_minute": 30,
+        "users": 300,
+        "username": SA_USER,
+        "secret": SA_SECRET,
+        "project_id": PROJECT_ID,
+    }
+    base.update(overrides)
+    return SimConfig(**base)  # type: ignore[arg-type]
+
+
 class CountingReader(ExportReader):
     """Answers every read with nothing, and counts: each call would be one Export query."""
 
@@ -53,61 +76,138 @@ class CountingReader(ExportReader):
         return ExportReport(complete=True, attempts=1)
 
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-@contextmanager
-def gunicorn_service(
-    export_url: str, tmp_path: Path, workers: int, threads: int, deadline: float, **env: str
-) -> Iterator[tuple[str, subprocess.Popen, Path]]:
-    """The container's command (gunicorn with the shipped config) against `export_url`."""
-    port = free_port()
-    full_env = {
-        **os.environ,
-        "PORT": str(port),
-        "GUNICORN_WORKERS": str(workers),
-        "GUNICORN_THREADS": str(threads),
+def json_entries(text: str) -> list[dict[str, Any]]:
+    """The JSON log entries in a process's output; other lines (gunicorn's own) are skipped."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
+# -- the container's command ------------------------------------------------------------------
+
+
+def service_env(sim: Simulator, **overrides: str) -> dict[str, str]:
+    """The service's environment for this simulator's credentials; overrides win."""
+    cfg = sim.config
+    return _env(sim.url, cfg.username, cfg.secret, cfg.project_id, overrides)
+
+
+def _env(
+    export_url: str, username: str, secret: str, project_id: str, overrides: Mapping[str, str]
+) -> dict[str, str]:
+    return {
+        "MIXPANEL_SERVICE_ACCOUNT_USERNAME": username,
+        "MIXPANEL_SERVICE_ACCOUNT_SECRET": secret,
+        "MIXPANEL_PROJECT_ID": project_id,
         "MIXPANEL_EXPORT_URL": export_url,
-        "MIXPANEL_SERVICE_ACCOUNT_USERNAME": SA_USER,
-        "MIXPANEL_SERVICE_ACCOUNT_SECRET": SA_SECRET,
-        "MIXPANEL_PROJECT_ID": PROJECT_ID,
-        "EXPORT_DEADLINE_SECONDS": str(deadline),
-        "EXPORT_READ_TIMEOUT_SECONDS": "1",
         "EXPORT_BACKOFF_BASE_SECONDS": "0.05",
         "EXPORT_BACKOFF_CAP_SECONDS": "0.2",
         "LOG_FORMAT": "json",
-        **env,
+        **overrides,
     }
-    log_path = tmp_path / "gunicorn.log"
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    with log_path.open("w") as log:
+
+
+@dataclass
+class Service:
+    """A running gunicorn: its base URL, the arbiter's process, and its log (stdout + stderr)."""
+
+    base: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def workers(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.proc.pid).children()
+        except psutil.NoSuchProcess:
+            return []
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def booted(self) -> int:
+        return self.log_text().count("Booting worker")
+
+
+@contextmanager
+def gunicorn(
+    env: Mapping[str, str],
+    log: Path,
+    *,
+    workers: int = 2,
+    threads: int = 4,
+    entry: str = "main:app",
+    port: int | None = None,
+) -> Iterator[Service]:
+    """The container's command (gunicorn with the shipped gunicorn.conf.py) on a free port.
+
+    Raises RuntimeError if gunicorn exits before it serves (a worker that cannot boot).
+    """
+    port = port or free_port()
+    full = {
+        **os.environ,
+        **env,
+        "PORT": str(port),
+        "GUNICORN_WORKERS": str(workers),
+        "GUNICORN_THREADS": str(threads),
+    }
+    command = [str(Path(sys.executable).parent / "gunicorn"), "--config", "gunicorn.conf.py"]
+    with log.open("w") as out:  # stdout and stderr both: everything the platform would keep
         proc = subprocess.Popen(
-            [str(gunicorn), "--config", "gunicorn.conf.py", "main:app"],
-            cwd=ROOT,
-            env=full_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            [*command, entry], cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT
         )
-    base = f"http://127.0.0.1:{port}"
+    service = Service(f"http://127.0.0.1:{port}", proc, log)
     try:
         # The arbiter binds before its workers have imported the app (slow on a cold checkout):
         # a probe may be refused or just not answered yet.
         ready_by = time.monotonic() + 60
         while time.monotonic() < ready_by:
+            if proc.poll() is not None:
+                raise RuntimeError("gunicorn exited: " + service.log_text()[-2000:])
             try:
-                if requests.get(f"{base}/healthz", timeout=2).ok:
+                if requests.get(f"{service.base}/healthz", timeout=1).ok:
                     break
-            except requests.RequestException:
-                time.sleep(0.2)
+            except requests.RequestException:  # not listening yet, or still booting
+                time.sleep(0.1)
         else:
-            pytest.fail("gunicorn did not start: " + log_path.read_text()[-2000:])
-        yield base, proc, log_path
+            raise RuntimeError("gunicorn did not serve: " + service.log_text()[-2000:])
+        yield service
     finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if the process is still there after 15 s."""
+    if proc.poll() is None:
         proc.terminate()
-        proc.wait(timeout=15)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def gunicorn_service(
+    export_url: str, tmp_path: Path, workers: int, threads: int, deadline: float, **env: str
+) -> Iterator[tuple[str, subprocess.Popen, Path]]:
+    """`gunicorn()` against `export_url` with these tests' credentials and a short deadline."""
+    overrides = {
+        "EXPORT_DEADLINE_SECONDS": str(deadline),
+        "EXPORT_READ_TIMEOUT_SECONDS": "1",
+        **env,
+    }
+    full = _env(export_url, SA_USER, SA_SECRET, PROJECT_ID, overrides)
+    log = tmp_path / "gunicorn.log"
+    with gunicorn(full, log, workers=workers, threads=threads) as service:
+        yield service.base, service.proc, service.log

@@ -4,7 +4,7 @@ Goes past tests/test_random_faults.py: every fault the simulator has (headers th
 429 with any Retry-After, duplicated lines, leaks of other days and names, besides cuts, resets,
 stalls, trickles and corrupt gzip), the active_users metric, answers read through the HTTP
 routes, and the export figures that must add up. The contract is
-`bench.reliability.chaos.contract_violations`; `python -m bench.reliability` applies it to a
+`tests.reliability.chaos.contract_violations`; `python -m bench.reliability` applies it to a
 thousand more scenarios and to a load run on real gunicorn, which the last test here runs
 briefly.
 """
@@ -18,23 +18,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.reliability.chaos import (
+from collector.simulator import Fault, Simulator
+from tests.reliability.chaos import (
     FAULT_KINDS,
     Scenario,
     contract_violations,
     make_fault,
     run_scenario,
 )
-from bench.reliability.common import METRICS, NAMES, sim_config
-from bench.reliability.load import run_load
-from collector.simulator import Fault, Simulator
+from tests.reliability.common import METRICS, NAMES, small_sim_config
+from tests.reliability.load import run_load
 
 DEADLINE = 1.2
 
 
 @pytest.fixture(scope="module")
 def chaos_sim() -> Iterator[Simulator]:
-    with Simulator(sim_config()) as running:
+    with Simulator(small_sim_config()) as running:
         yield running
 
 

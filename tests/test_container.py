@@ -29,6 +29,7 @@ from collector.schedule.cli import DEADLINE_MARGIN
 from collector.simulator import Simulator
 from tests.conftest import past_window
 from tests.helpers import PROJECT_ID, SA_SECRET, SA_USER, free_port
+from tests.upload import uploaded
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -165,6 +166,8 @@ def test_timeout_concurrency_and_instances_agree_with_the_service_settings() -> 
     # Cloud Run must not cut a request the reader is still allowed to finish, and Scheduler's
     # default attempt deadline (deadline + margin) must fit in the request timeout.
     assert int(flags["timeout"]) >= deadline + DEADLINE_MARGIN
+    # A /check reads, then notifies: both deadlines, and time to answer, fit in the timeout.
+    assert int(flags["timeout"]) >= deadline + float(env["NOTIFY_DEADLINE_SECONDS"]) + 10
     assert int(flags["concurrency"]) == int(env["GUNICORN_WORKERS"]) * int(env["GUNICORN_THREADS"])
     # The query budget is per process: all instances together stay within Mixpanel's 60.
     workers = int(env["GUNICORN_WORKERS"])
@@ -182,9 +185,13 @@ def test_every_deployed_variable_is_one_the_service_reads() -> None:
 # -- the ignore files -----------------------------------------------------------------------------
 
 
-def ignored(ignore_file: str, path: str) -> bool:
-    """Enough of .gitignore/.dockerignore matching for the patterns these files use."""
-    for raw in (ROOT / ignore_file).read_text().splitlines():
+def ignored(path: str) -> bool:
+    """Whether `docker build` leaves `path` out, by the patterns .dockerignore uses.
+
+    Docker anchors every pattern at the root (`*.md` is a top-level file only) and `**/` spans
+    directories; the upload's `.gcloudignore` has gitignore's rules instead (tests/upload.py).
+    """
+    for raw in (ROOT / ".dockerignore").read_text().splitlines():
         pattern = raw.strip().rstrip("/")
         if not pattern or pattern.startswith("#"):
             continue
@@ -217,6 +224,7 @@ LEFT_OUT_OF_BOTH = [
 NEEDED_BY_THE_TEST_STEP = [
     "tests/test_container.py",
     "tests/helpers.py",
+    "tests/reliability/chaos.py",
     "requirements-dev.txt",
     "pyproject.toml",
     "ops/dashboard.json",
@@ -237,43 +245,55 @@ NEEDED_BY_THE_IMAGE = [
 
 @pytest.mark.parametrize("path", LEFT_OUT_OF_BOTH)
 def test_caches_environments_history_and_docs_are_never_uploaded_nor_in_the_image(path) -> None:
-    assert ignored(".gcloudignore", path)
-    assert ignored(".dockerignore", path)
+    assert not uploaded(ROOT, path)
+    assert ignored(path)
 
 
 @pytest.mark.parametrize("path", NEEDED_BY_THE_TEST_STEP + NEEDED_BY_THE_IMAGE)
 def test_the_build_source_keeps_what_the_test_step_and_the_image_need(path) -> None:
-    assert not ignored(".gcloudignore", path)
+    assert uploaded(ROOT, path)
 
 
 @pytest.mark.parametrize("path", NEEDED_BY_THE_TEST_STEP)
 def test_tests_and_build_files_stay_out_of_the_image(path) -> None:
-    assert ignored(".dockerignore", path)
+    assert ignored(path)
 
 
 @pytest.mark.parametrize("path", NEEDED_BY_THE_IMAGE)
 def test_the_image_keeps_the_service(path) -> None:
-    assert not ignored(".dockerignore", path)
+    assert not ignored(path)
 
 
 # -- the container's command, run -----------------------------------------------------------------
 
 
-def test_the_container_command_serves_and_stops_on_sigterm(sim: Simulator, tmp_path: Path) -> None:
-    port = free_port()
+def start_container(
+    sim: Simulator, tmp_path: Path, port: int, **substitutions: str
+) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    """The Dockerfile's CMD with its ENV and the deployed environment, as Cloud Run runs it."""
     command = dockerfile_cmd()
     # The image puts gunicorn on PATH; here it is next to this interpreter.
     command[0] = str(Path(sys.executable).parent / command[0])
     env = {
         "PATH": os.environ.get("PATH", ""),
         **dockerfile_env(),
-        **deployed_env(SUBSTITUTIONS),
+        **deployed_env({**SUBSTITUTIONS, **substitutions}),
         "MIXPANEL_EXPORT_URL": sim.url,
         "PORT": str(port),
+        "K_SERVICE": "rt-mp-collector",  # set by Cloud Run
+        # The image's user has no home it can write (useradd --no-create-home); not even root
+        # can create a directory here.
+        "HOME": "/proc/no-home",
     }
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     with out.open("w") as stdout, err.open("w") as stderr:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=stdout, stderr=stderr)
+    return proc, out, err
+
+
+def test_the_container_command_serves_and_stops_on_sigterm(sim: Simulator, tmp_path: Path) -> None:
+    port = free_port()
+    proc, out, err = start_container(sim, tmp_path, port)
     base = f"http://127.0.0.1:{port}"
     try:
         # Refused or unanswered until a worker has imported the app (slow on a cold checkout).
@@ -314,3 +334,35 @@ def test_the_container_command_serves_and_stops_on_sigterm(sim: Simulator, tmp_p
         ("distinct_users", 200, True)
     ]
     assert SA_SECRET not in out.read_text() + err.read_text()
+    assert "[ERROR]" not in err.read_text()  # e.g. gunicorn's control socket under $HOME
+
+
+def test_the_container_with_rules_and_no_cloud_storage_store_refuses_to_start(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    # The documented deploy with _COLLECTOR_RULES and no _STATE_STORE: before, the service
+    # started, and every /check spent its Export query and then answered 500.
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        yaml.safe_dump(
+            {"rules": [{"name": "a", "metric": "events", "window_minutes": 5, "above": 1}]}
+        )
+    )
+    for store in ("", f"file:{tmp_path / 'state.json'}"):
+        proc, out, _ = start_container(
+            sim, tmp_path, free_port(), _COLLECTOR_RULES=str(rules), _STATE_STORE=store
+        )
+        try:
+            code = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert code != 0
+        entries = [json.loads(line) for line in out.read_text().splitlines() if line[:1] == "{"]
+        [critical] = [e for e in entries if e.get("severity") == "CRITICAL"]
+        assert "STATE_STORE" in critical["message"], critical
+        assert "gs://<bucket>/<object>" in critical["message"]
+        if store:
+            assert "lose it on every restart" in critical["message"]
+        assert not (tmp_path / "state.json").exists()

@@ -20,10 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.reliability.common import gunicorn, service_env
 from collector.app import MAX_BODY_BYTES, create_app
 from collector.simulator import Simulator
-from tests.helpers import CountingReader, make_settings
+from tests.helpers import CountingReader, gunicorn, make_settings, service_env
 
 NOW = datetime(2026, 11, 23, 12, 0, 30, tzinfo=UTC)
 INTERNALS = re.compile(r'Traceback|File "|site-packages|collector/|\w\.py\b')

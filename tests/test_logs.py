@@ -80,7 +80,7 @@ def test_redaction_covers_messages_fields_and_exceptions(capsys) -> None:
     assert SA_SECRET not in out
 
 
-def test_webhook_urls_and_keys_from_the_rules_file_are_redacted(capsys) -> None:
+def test_webhook_urls_and_keys_from_the_rules_file_are_redacted(capsys, tmp_path) -> None:
     import logging
 
     from collector.alerting.rules import parse_rules
@@ -93,7 +93,8 @@ def test_webhook_urls_and_keys_from_the_rules_file_are_redacted(capsys) -> None:
         },
         {"U": hook_url, "K": key},
     )
-    create_app(make_settings(URL, LOG_FORMAT="json"), rules=rules)
+    state = f"file:{tmp_path / 'state.json'}"
+    create_app(make_settings(URL, LOG_FORMAT="json", STATE_STORE=state), rules=rules)
     logging.getLogger("collector.test").warning("posting to %s with %s", hook_url, key)
     out = capsys.readouterr().out
     assert hook_url not in out and key not in out and "posting to *** with ***" in out

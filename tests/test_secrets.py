@@ -21,14 +21,14 @@ import pytest
 import requests
 import yaml
 
-from bench.reliability.chaos import FAULT_KINDS, base_hour, make_fault, request_for
-from bench.reliability.common import gunicorn
 from collector.app import create_app
 from collector.config import Settings
 from collector.errors import ConfigError
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
 from collector.simulator import Fault, SimConfig, Simulator
+from tests.helpers import gunicorn
+from tests.reliability.chaos import FAULT_KINDS, base_hour, make_fault, request_for
 from tests.webhook_receiver import WebhookReceiver
 
 SA_USER = "leakcheck-sa.3e9f.mp-service-account"

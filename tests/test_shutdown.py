@@ -17,7 +17,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.reliability.shutdown import IN_FLIGHT, run_shutdown, shutdown_problems
 from collector.errors import UpstreamUnavailable
 from collector.export.budget import QueryBudget
 from collector.export.deadline import Deadline, drain, draining, pause, reset_drain
@@ -27,6 +26,7 @@ from collector.shutdown import DRAIN_SECONDS, install, report
 from collector.simulator import Fault, Simulator
 from tests.conftest import past_window
 from tests.helpers import make_settings
+from tests.reliability.shutdown import IN_FLIGHT, run_shutdown, shutdown_problems
 
 
 @pytest.fixture(autouse=True)

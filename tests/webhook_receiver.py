@@ -8,9 +8,11 @@
 
 Answers follow the script (`statuses=` or `.script([...])`), one entry per POST, then 200 "ok"
 once the script runs out. An entry is a status code or a `Reply` for a body, headers (for example
-`Reply(429, headers={"Retry-After": "1"})`) or a delay before answering. With a `signing_key`, a
-POST whose `X-Collector-Signature` does not verify is answered 401 without using up the script,
-as a real receiver would. Only 127.0.0.1 is bound, on a free port.
+`Reply(429, headers={"Retry-After": "1"})`), a delay before answering, an answer written a byte
+at a time (`trickle=0.2`: every byte, from the status line on; `slow_body=0.2`: the status and
+headers at once, then the body), or no answer at all until the receiver stops (`hang=True`).
+With a `signing_key`, a POST whose `X-Collector-Signature` does not verify is answered 401
+without using up the script, as a real receiver would. Only 127.0.0.1 is bound, on a free port.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ class Reply:
     body: str = "ok"
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to wait before answering, to make a client time out
+    trickle: float = 0.0  # seconds between the bytes of the whole answer
+    slow_body: float = 0.0  # seconds between the bytes of the body, after prompt headers
+    hang: bool = False  # never answer (until the receiver stops)
 
 
 class WebhookReceiver:
@@ -47,6 +52,7 @@ class WebhookReceiver:
         self.received: list[dict[str, Any]] = []
         self._clock = clock
         self._lock = threading.Lock()
+        self._stopping = threading.Event()  # ends hanging and trickling answers
         self._script: deque[Reply] = deque()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -65,6 +71,7 @@ class WebhookReceiver:
             self._script = deque(r if isinstance(r, Reply) else Reply(int(r)) for r in replies)
 
     def start(self) -> WebhookReceiver:
+        self._stopping.clear()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         # A short poll interval keeps stop() quick: shutdown() waits for the next poll.
@@ -78,6 +85,7 @@ class WebhookReceiver:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -132,21 +140,41 @@ def _handler_for(receiver: WebhookReceiver) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}
             reply = receiver._answer(self.path, headers, raw)
+            stopping = receiver._stopping
+            if reply.hang:
+                stopping.wait()
+                return
             if reply.delay:
-                time.sleep(reply.delay)
+                stopping.wait(reply.delay)
             payload = reply.body.encode()
+            head = [f"HTTP/1.1 {reply.status} {self.responses.get(reply.status, ('',))[0]}"]
+            head += [f"{name}: {value}" for name, value in reply.headers.items()]
+            head += ["Content-Type: text/plain; charset=utf-8", f"Content-Length: {len(payload)}"]
+            start = ("\r\n".join(head) + "\r\n\r\n").encode()
             try:
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", "text/plain; charset=utf-8")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                if reply.trickle:
+                    _trickle(self.wfile, start + payload, reply.trickle, stopping)
+                else:
+                    self.wfile.write(start)
+                    self.wfile.flush()
+                    _trickle(self.wfile, payload, reply.slow_body, stopping)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (a timeout test); nothing to answer
+            self.close_connection = True
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # keep test output clean
 
     return Handler
+
+
+def _trickle(out: Any, data: bytes, interval: float, stopping: threading.Event) -> None:
+    if not interval:
+        out.write(data)
+        out.flush()
+        return
+    for i in range(len(data)):
+        if stopping.wait(interval):
+            return
+        out.write(data[i : i + 1])
+        out.flush()

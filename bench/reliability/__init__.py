@@ -1,3 +1,3 @@
 """Reliability under faults, load and shutdown (`python -m bench.reliability`): the figures of
-docs/reliability.md. `common` holds the simulator setup and real gunicorn; `chaos`, `load` and
-`shutdown` are the three parts; `__main__` runs and prints them."""
+docs/reliability.md. The parts it runs (chaos, load, shutdown) live in `tests/reliability/`, which
+the test suite also runs briefly; this package only runs them at length and prints the figures."""

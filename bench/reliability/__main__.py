@@ -23,11 +23,11 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from bench.reliability.chaos import ChaosFigures, run_chaos
-from bench.reliability.common import sim_config
-from bench.reliability.load import LoadFigures, run_load
-from bench.reliability.shutdown import ShutdownFigures, run_shutdown, shutdown_problems
 from collector.simulator import Simulator
+from tests.reliability.chaos import ChaosFigures, run_chaos
+from tests.reliability.common import small_sim_config
+from tests.reliability.load import LoadFigures, run_load
+from tests.reliability.shutdown import ShutdownFigures, run_shutdown, shutdown_problems
 
 # -- the full run -----------------------------------------------------------------------------
 
@@ -126,10 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         chaos = run_chaos(args.chaos, args.seed)
         print_chaos(chaos, args.seed)
         problems += len(chaos.violations)
-    with Simulator(sim_config()) as sim:
+    with Simulator(small_sim_config()) as sim:
         if args.load_seconds:
             entry = (
-                "main:app" if args.hourly_budget else "bench.reliability.common:unbudgeted_app()"
+                "main:app" if args.hourly_budget else "tests.reliability.common:unbudgeted_app()"
             )
             load = run_load(
                 sim,

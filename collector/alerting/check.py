@@ -1,21 +1,27 @@
 """A `/check` run: one export pass, pure decisions, then notify and remember.
 
-State is updated in two phases so that overlapping runs never overwrite each other and a
-notification is never lost: first the transitions are saved with the notifications they owe as
-pending (a conflicting save re-applies the pure transitions to the fresh document), then the
-pending notifications are delivered and the delivered ones removed in a second conditional save.
-A notification whose delivery fails stays pending and is retried by the next run.
+1. The state store is checked before anything is spent (`preflight`): a store that cannot be
+   read, used or written answers 503 and no Export query goes out.
+2. One export pass observes every rule; `decide` turns observations into transitions.
+3. The transitions are saved with the notifications they owe as pending, and in the same
+   conditional save this run claims the pending notifications of its rules (`claims`); a
+   conflicting save re-applies the pure transitions to the fresh document, so overlapping runs
+   never overwrite each other and never both claim a notification.
+4. The claimed notifications are delivered within one deadline, each settled as soon as its
+   delivery is known (`deliver`); what fails or does not fit stays pending for the next run.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from collector.alerting.claims import claim
 from collector.alerting.decide import (
     Evaluation,
     Observation,
@@ -23,7 +29,8 @@ from collector.alerting.decide import (
     evaluate,
     transition,
 )
-from collector.alerting.notify import Notification, Notifier, NotifyError
+from collector.alerting.deliver import Deliverer, Delivery
+from collector.alerting.notify import Notification, Notifier
 from collector.alerting.plan import (
     Fanout,
     QueryGroup,
@@ -32,8 +39,10 @@ from collector.alerting.plan import (
     plan_queries,
     rule_windows,
 )
-from collector.alerting.rules import Rule, RuleSet
-from collector.alerting.store import StateStore, update
+from collector.alerting.preflight import preflight, unavailable
+from collector.alerting.rules import RuleSet
+from collector.alerting.state import validate
+from collector.alerting.store import StateStore, StoreError, update
 from collector.config import Settings
 from collector.errors import CollectorError
 from collector.export.query import ExportQuery
@@ -41,7 +50,6 @@ from collector.export.reader import ExportReader
 from collector.window import iso
 
 log = logging.getLogger("collector.alerting")
-NOTIFICATION_FIELDS = tuple(f.name for f in fields(Notification))
 
 
 @dataclass
@@ -53,6 +61,8 @@ class _Outcome:
 
 
 class Checker:
+    """Runs the alert rules: `run(names)` is one `/check` (or `python -m collector check`)."""
+
     def __init__(
         self,
         settings: Settings,
@@ -72,46 +82,45 @@ class Checker:
     def run(self, names: list[str]) -> dict[str, Any]:
         now = self.now()
         selected = self.rules.named(names)
+        preflight(self.store)
         groups = plan_queries(
             [rule_windows(r, now) for r in selected], self.settings.max_window_days
         )
         outcomes, exports = self._observe(groups)
-        owed = update(self.store, lambda doc: self._apply(doc, outcomes, now))
-        delivered, failed = self._deliver([o.rw.rule for o in outcomes])
-        if delivered or failed:
-            update(self.store, lambda doc: _settle(doc, delivered, failed))
-        rules_out = [self._describe(o, owed, delivered, failed) for o in outcomes]
-        for entry in rules_out:
-            log.info(
-                "rule %s: %s",
-                entry["name"],
-                entry["state"],
-                extra={
-                    "json_fields": {
-                        "rule_evaluation": True,
-                        **{
-                            k: entry[k]
-                            for k in (
-                                "name",
-                                "metric",
-                                "state",
-                                "firing",
-                                "value",
-                                "threshold",
-                                "condition",
-                                "complete",
-                            )
-                        },
-                        # `severity` is Cloud Logging's own field (the entry's level).
-                        "rule_severity": entry["severity"],
-                    }
-                },
+        run = uuid.uuid4().hex[:12]
+        try:
+            owed, claimed, held = update(
+                self.store, lambda doc: self._record(doc, outcomes, now, run)
             )
+        except StoreError as exc:
+            raise unavailable(
+                self.store,
+                exc,
+                "the rules were evaluated but their new state could not be saved, so nothing "
+                "was notified; the next /check evaluates them again",
+                queries=len(groups),
+                export=exports,
+            ) from None
+        delivery = Deliverer(self.store, self.notifiers, self.settings.notify_deadline_seconds).run(
+            run, claimed, held
+        )
+        if delivery.store_error is not None:
+            raise unavailable(
+                self.store,
+                delivery.store_error,
+                _unsettled(delivery),
+                queries=len(groups),
+                export=exports,
+            )
+        rules_out = [self._describe(o, owed, delivery) for o in outcomes]
+        for entry in rules_out:
+            _log_evaluation(entry)
         return {
             "checked_at": iso(now),
             "rules": rules_out,
             "queries": len(groups),
             "export": exports,
+            "notifications": delivery.as_dict(),
             "store": self.store.describe(),
         }
 
@@ -160,11 +169,12 @@ class Checker:
                 outcomes.append(_Outcome(rw, obs, evaluate(rw.rule, obs), index))
         return outcomes, exports
 
-    # -- phase 1: transitions, saved with what they owe ---------------------------------
+    # -- phase 1: transitions, saved with what they owe and this run's claims -----------
 
-    def _apply(
-        self, doc: dict[str, Any], outcomes: list[_Outcome], now: datetime
-    ) -> dict[str, dict[str, Any]]:
+    def _record(
+        self, doc: dict[str, Any], outcomes: list[_Outcome], now: datetime, run: str
+    ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]], dict[str, str]]:
+        validate(doc, self.store.describe())  # it may have changed since the preflight
         states = doc.setdefault("rules", {})
         owed_by_rule: dict[str, dict[str, Any]] = {}
         for o in outcomes:
@@ -177,6 +187,7 @@ class Checker:
                     pending.append(self._notification(o, kind, target, now).as_dict())
             new = replace(new, pending=tuple(pending))
             states[rule.name] = {
+                **states.get(rule.name, {}),  # fields of a later version are kept
                 **new.as_dict(),
                 "last_state": o.ev.state,
                 "last_value": o.obs.value,
@@ -184,7 +195,18 @@ class Checker:
                 "checked_at": iso(now),
             }
             owed_by_rule[rule.name] = {"owed": owed, "firing": new.firing}
-        return owed_by_rule
+        # In the same conditional save: of two overlapping runs, one claims each notification.
+        claimed_at = self.now()
+        claimed, held = claim(
+            doc, [o.rw.rule.name for o in outcomes], run, claimed_at, claimed_at + self._lease()
+        )
+        return owed_by_rule, claimed, held
+
+    def _lease(self) -> timedelta:
+        """How long a claim lasts: the run's whole delivery, and a minute to settle it. A run
+        that dies holding claims delays them by this much, no more."""
+        s = self.settings
+        return timedelta(seconds=s.notify_deadline_seconds + s.notify_timeout_seconds + 60)
 
     def _notification(self, o: _Outcome, kind: str, target: str, now: datetime) -> Notification:
         rule = o.rw.rule
@@ -214,47 +236,8 @@ class Checker:
         query = quote(f'jsonPayload.rule_evaluation=true AND jsonPayload.name="{rule}"')
         return f"https://console.cloud.google.com/logs/query;query={query}?project={project}"
 
-    # -- phase 2: deliver what is pending, then settle ----------------------------------
-
-    def _deliver(self, rules: list[Rule]) -> tuple[set[str], dict[str, str]]:
-        doc, _ = self.store.load()
-        delivered: set[str] = set()
-        failed: dict[str, str] = {}
-        states = doc.get("rules", {})
-        for rule in rules:
-            for raw in states.get(rule.name, {}).get("pending", []):
-                n = Notification.from_dict({k: raw[k] for k in NOTIFICATION_FIELDS if k in raw})
-                notifier = self.notifiers.get(n.notifier)
-                if notifier is None:
-                    failed[n.id] = f"notifier '{n.notifier}' is not configured any more"
-                    continue
-                try:
-                    notifier.send(n)
-                    delivered.add(n.id)
-                except NotifyError as exc:
-                    failed[n.id] = str(exc)
-                    log.warning(
-                        "notification %s to %s failed: %s",
-                        n.kind,
-                        n.notifier,
-                        exc,
-                        extra={
-                            "json_fields": {
-                                "rule": n.rule,
-                                "notifier": n.notifier,
-                                "kind": n.kind,
-                                "error": str(exc),
-                            }
-                        },
-                    )
-        return delivered, failed
-
     def _describe(
-        self,
-        o: _Outcome,
-        owed: dict[str, dict[str, Any]],
-        delivered: set[str],
-        failed: dict[str, str],
+        self, o: _Outcome, owed: dict[str, dict[str, Any]], delivery: Delivery
     ) -> dict[str, Any]:
         rule = o.rw.rule
         out: dict[str, Any] = {
@@ -276,23 +259,41 @@ class Checker:
             out["previous"] = {"window": o.rw.previous.as_dict(), "value": o.obs.previous}
         out["firing"] = owed[rule.name]["firing"]
         out["owed"] = owed[rule.name]["owed"]
-        prefix = f"{rule.name}:"
-        out["notified"] = sorted(i for i in delivered if i.startswith(prefix))
-        out["notify_errors"] = {i: e for i, e in failed.items() if i.startswith(prefix)}
+        prefix = f"{rule.name}:"  # notification ids start with their rule's name
+        out["notified"] = sorted(i for i in delivery.delivered if i.startswith(prefix))
+        out["notify_errors"] = {i: e for i, e in delivery.failed.items() if i.startswith(prefix)}
+        waiting = {**delivery.deferred, **delivery.held}
+        out["notify_deferred"] = {i: e for i, e in waiting.items() if i.startswith(prefix)}
         return out
 
 
-def _settle(doc: dict[str, Any], delivered: set[str], failed: dict[str, str]) -> None:
-    for state in doc.get("rules", {}).values():
-        kept = []
-        for raw in state.get("pending", []):
-            if raw.get("id") in delivered:
-                continue
-            if raw.get("id") in failed:
-                raw = {
-                    **raw,
-                    "attempts": int(raw.get("attempts", 0)) + 1,
-                    "last_error": failed[raw["id"]],
-                }
-            kept.append(raw)
-        state["pending"] = kept
+def _unsettled(delivery: Delivery) -> str:
+    done = len(delivery.delivered) - (delivery.unsettled in delivery.delivered)
+    text = f"{done} notification(s) were delivered and recorded"
+    if delivery.unsettled in delivery.delivered:
+        text += (
+            f"; {delivery.unsettled} was delivered but could not be recorded, so it is sent "
+            "again once its claim expires (receivers can drop repeats by "
+            "X-Collector-Notification-Id)"
+        )
+    if delivery.deferred:
+        text += f"; {len(delivery.deferred)} not sent stay pending for a later run"
+    return text
+
+
+def _log_evaluation(entry: dict[str, Any]) -> None:
+    """One entry per rule evaluation, for log-based alerting without any webhook."""
+    fields = ("name", "metric", "state", "firing", "value", "threshold", "condition", "complete")
+    log.info(
+        "rule %s: %s",
+        entry["name"],
+        entry["state"],
+        extra={
+            "json_fields": {
+                "rule_evaluation": True,
+                **{k: entry[k] for k in fields},
+                # `severity` is Cloud Logging's own field (the entry's level).
+                "rule_severity": entry["severity"],
+            }
+        },
+    )

@@ -4,6 +4,11 @@ A notifier sends one notification or raises `NotifyError`; it never retries beyo
 short Slack `Retry-After`, because a failed notification stays pending in the rule state and the
 next `/check` run sends it again. Webhook URLs and signing keys are secrets: no error message, repr
 or chained traceback built here contains them.
+
+A send has a total timeout, not a timeout per socket read: a receiver that trickles its answer
+a byte at a time would pass every read timeout. A watchdog (collector.export.deadline) shuts the
+socket when the time is up, and on SIGTERM within the drain's grace. A 2xx status is delivery:
+the body of a successful answer is not waited for.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import requests
+import urllib3
 
 from collector.config import Secret
+from collector.export.deadline import Deadline, draining, new_session, pause, watchdog
 from collector.logs import redact
 
 KIND_LABELS = {
@@ -31,6 +38,7 @@ KIND_LABELS = {
 KIND_ICONS = {"firing": "🔴", "reminder": "🔁", "resolved": "✅", "data_incomplete": "⚠️"}
 PARTIAL = "lower bound (partial export)"
 USER_AGENT = "rt-mp-collector"
+SNIPPET_BYTES = 2048  # of an error answer's body, for the message; the rest is not read
 
 
 @dataclass(frozen=True)
@@ -97,9 +105,20 @@ class NotifierConfig:
 
 
 class Notifier(Protocol):
+    """Sends one notification within `timeout` seconds in all (its own default if None)."""
+
     name: str
 
-    def send(self, n: Notification) -> None: ...
+    def send(self, n: Notification, timeout: float | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a receiver answered: the status, the headers, and the start of an error's body."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    text: str = ""
 
 
 def verify_signature(
@@ -133,7 +152,8 @@ def _sign(body: bytes, timestamp: str, key: str) -> str:
 
 
 class _Poster:
-    """One POST with errors turned into `NotifyError`s that never show the URL or the key."""
+    """One POST within a total deadline, with errors turned into `NotifyError`s that never show
+    the URL or the key."""
 
     def __init__(self, config: NotifierConfig, kind: str, timeout: float) -> None:
         if config.type != kind:
@@ -145,41 +165,67 @@ class _Poster:
         self.name = config.name
         self.label = f"{kind} notifier '{config.name}'"
         self._url = url
-        self._timeout = timeout
+        self.timeout = timeout
         self._secrets = [url, parsed.path, parsed.query]
         if config.signing_key is not None:
             self._secrets.append(config.signing_key.reveal())
-        self._session = requests.Session()
-        self._session.headers["User-Agent"] = USER_AGENT
 
-    def post(self, body: bytes, headers: Mapping[str, str]) -> requests.Response:
+    def deadline(self, timeout: float | None) -> Deadline:
+        return Deadline(self.timeout if timeout is None else min(timeout, self.timeout))
+
+    def post(self, body: bytes, headers: Mapping[str, str], deadline: Deadline) -> Answer:
         failure = None
+        # A session per POST: the watchdog can only shut sockets opened while it watches.
+        session = new_session()
+        session.headers["User-Agent"] = USER_AGENT
         try:
-            return self._session.post(
-                self._url,
-                data=body,
-                headers={"Content-Type": "application/json", **headers},
-                timeout=self._timeout,
-            )
-        except requests.Timeout:
-            failure = f"no answer within {self._timeout:g}s (timeout)"
-        except requests.RequestException as exc:
-            failure = f"could not connect ({type(exc).__name__})"
+            with watchdog(deadline):
+                left = max(0.001, deadline.remaining())
+                resp = session.post(
+                    self._url,
+                    data=body,
+                    headers={"Content-Type": "application/json", **headers},
+                    timeout=(left, left),
+                    stream=True,
+                )
+                with resp:
+                    ok = 200 <= resp.status_code < 300
+                    return Answer(resp.status_code, resp.headers, "" if ok else _snippet(resp))
+        except (requests.RequestException, OSError) as exc:
+            if deadline.drained:
+                failure = (
+                    f"cut short after {deadline.elapsed():.1f}s: the instance is shutting down"
+                )
+            elif deadline.expired() or isinstance(exc, requests.Timeout):
+                failure = f"no answer within {deadline.seconds:g}s (timeout)"
+            else:
+                failure = f"could not connect ({type(exc).__name__})"
+        finally:
+            session.close()
         # Raised outside the except block so the requests error, whose text holds the URL, is not
         # chained onto ours.
         raise NotifyError(f"{self.label}: {failure}", notifier=self.name)
 
-    def error(self, resp: requests.Response, what: str = "") -> NotifyError:
+    def error(self, resp: Answer, what: str = "") -> NotifyError:
         text = f"{self.label}: HTTP {resp.status_code}"
         snippet = self.short_text(resp)
         if snippet:
             text += f" {snippet}"
         return NotifyError(text + what, notifier=self.name, status=resp.status_code)
 
-    def short_text(self, resp: requests.Response) -> str:
+    def short_text(self, resp: Answer) -> str:
         # Redacted before it is cut short, so a secret cannot survive in part.
         text = redact(resp.text, [s for s in self._secrets if s])
         return " ".join(text.split())[:120]
+
+
+def _snippet(resp: requests.Response) -> str:
+    """The start of an error answer's body; nothing if it does not come in time."""
+    try:
+        raw = resp.raw.read(SNIPPET_BYTES, decode_content=True)
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError):
+        return ""  # cut by the watchdog, or the receiver closed early
+    return raw.decode(resp.encoding or "utf-8", "replace")
 
 
 class SlackNotifier:
@@ -190,33 +236,45 @@ class SlackNotifier:
         config: NotifierConfig,
         *,
         timeout: float = 10.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = pause,
         max_retry_after: float = 5.0,
     ) -> None:
         self._post = _Poster(config, "slack", timeout)
         self.name = config.name
-        self._sleep = sleep
+        self._sleep = sleep  # returns early on SIGTERM
         self._max_retry_after = max_retry_after
 
     def __repr__(self) -> str:
         return f"SlackNotifier(name={self.name!r})"
 
-    def send(self, n: Notification) -> None:
+    def send(self, n: Notification, timeout: float | None = None) -> None:
         body = json.dumps(slack_message(n), separators=(",", ":")).encode()
-        resp = self._post.post(body, {})
+        deadline = self._post.deadline(timeout)
+        resp = self._post.post(body, {}, deadline)
         if resp.status_code == 429:
             wait = _retry_after(resp)
-            if wait is None or wait > self._max_retry_after:
+            # The wait and the retry must both fit in this notification's time.
+            left = deadline.remaining()
+            if wait is None or wait > self._max_retry_after or wait >= left:
                 shown = "none given" if wait is None else f"{wait:g}s"
+                limit = min(self._max_retry_after, round(left, 1))
                 raise NotifyError(
                     f"{self._post.label}: HTTP 429 rate limited, Retry-After {shown} "
-                    f"exceeds the {self._max_retry_after:g}s this run waits",
+                    f"exceeds the {limit:g}s this run waits",
                     notifier=self.name,
                     status=429,
                     retry_after=wait,
                 )
             self._sleep(wait)
-            resp = self._post.post(body, {})
+            if draining():
+                raise NotifyError(
+                    f"{self._post.label}: HTTP 429 rate limited; not retried, the instance is "
+                    "shutting down",
+                    notifier=self.name,
+                    status=429,
+                    retry_after=wait,
+                )
+            resp = self._post.post(body, {}, deadline)
             if resp.status_code == 429:
                 again = _retry_after(resp)
                 raise NotifyError(
@@ -256,7 +314,7 @@ class WebhookNotifier:
     def __repr__(self) -> str:
         return f"WebhookNotifier(name={self.name!r})"
 
-    def send(self, n: Notification) -> None:
+    def send(self, n: Notification, timeout: float | None = None) -> None:
         body = json.dumps(n.as_dict(), separators=(",", ":"), sort_keys=True).encode()
         timestamp = str(int(self._clock()))
         headers = {
@@ -264,7 +322,7 @@ class WebhookNotifier:
             "X-Collector-Signature": _sign(body, timestamp, self._key.reveal()),
             "X-Collector-Notification-Id": n.id,
         }
-        resp = self._post.post(body, headers)
+        resp = self._post.post(body, headers, self._post.deadline(timeout))
         if not 200 <= resp.status_code < 300:
             wait = _retry_after(resp) if resp.status_code == 429 else None
             extra = f" (Retry-After {wait:g}s)" if wait is not None else ""
@@ -282,7 +340,7 @@ def build_notifier(config: NotifierConfig, **kwargs: Any) -> Notifier:
     raise ValueError(f"notifier '{config.name}' has unknown type '{config.type}'")
 
 
-def _retry_after(resp: requests.Response) -> float | None:
+def _retry_after(resp: Answer) -> float | None:
     raw = resp.headers.get("Retry-After", "").strip()
     try:
         return max(0.0, float(raw))

@@ -45,6 +45,8 @@ class CorruptState(StoreError):
 
 
 class StateStore(Protocol):
+    """A JSON document with a version; `save` succeeds only on the version it was loaded at."""
+
     def load(self) -> tuple[dict[str, Any], Any]: ...
 
     def save(self, doc: dict[str, Any], version: Any) -> Any: ...
@@ -134,6 +136,23 @@ class FileStateStore:
 
     def __repr__(self) -> str:
         return f"FileStateStore({str(self.path)!r})"
+
+    def check_writable(self) -> None:
+        """Raise StoreError unless the state, its lock and a replacement can be written here.
+
+        Run at start-up: a store that cannot be written would let every /check spend its
+        Export query and then fail. Nothing is left behind but the lock file.
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644))
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+            os.close(fd)
+            os.unlink(tmp)
+            if self.path.exists() and not os.access(self.path, os.R_OK):
+                raise PermissionError(13, "Permission denied", str(self.path))
+        except OSError as exc:
+            raise StoreError(f"cannot write {self.describe()}: {exc.strerror or exc}") from None
 
     def load(self) -> tuple[dict[str, Any], str | None]:
         data = self._read()

@@ -6,10 +6,10 @@ import logging
 import time
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
 from collector.errors import BadRequest, CollectorError
-from collector.http.params import merge_params
+from collector.http.params import request_params
 
 log = logging.getLogger("collector.http")
 bp = Blueprint("check", __name__)
@@ -30,31 +30,37 @@ def check() -> Any:
                 "no alert rules are configured: set COLLECTOR_RULES to a rules "
                 "file (see rules.example.yaml)"
             )
-        body_json = request.get_json(silent=True) if request.content_length else None
-        if request.content_length and body_json is None:
-            raise BadRequest("the request body is not a JSON object")
-        params = merge_params(request.args.to_dict(flat=False), body_json)
+        # Query string and JSON body (chunked or not), read as the metric routes read them.
+        params = request_params()
         unknown = sorted(set(params) - {"rule"})
         if unknown:
             raise BadRequest(f"unknown parameter(s): {', '.join(unknown)}; allowed: rule")
         body, status = rt.checker.run(params.get("rule", [])), 200
     except CollectorError as exc:
         body, status = exc.body(), exc.status
+    _summary(body, status, time.monotonic() - started)
+    return jsonify(body), status
+
+
+def _summary(body: dict[str, Any], status: int, seconds: float) -> None:
+    """The one summary entry of a /check, failed or not (ops/ counts failures by `code`)."""
     states = [r["state"] for r in body.get("rules", [])]
+    fields: dict[str, Any] = {
+        "summary": True,
+        "metric": "check",
+        "status": status,
+        "seconds": round(seconds, 3),
+        "rules": len(states),
+        "queries": body.get("queries"),
+        "states": {s: states.count(s) for s in set(states)},
+    }
+    if "notifications" in body:
+        fields["notifications"] = body["notifications"]
+    if status != 200:
+        fields.update(code=body.get("code"), error=body.get("error"))
     log.log(
         logging.INFO if status == 200 else logging.WARNING,
         "check: %s",
         ", ".join(states) or body.get("error", ""),
-        extra={
-            "json_fields": {
-                "summary": True,
-                "metric": "check",
-                "status": status,
-                "seconds": round(time.monotonic() - started, 3),
-                "rules": len(states),
-                "queries": body.get("queries"),
-                "states": {s: states.count(s) for s in set(states)},
-            }
-        },
+        extra={"json_fields": fields},
     )
-    return jsonify(body), status

@@ -1,10 +1,13 @@
-"""Parsing and validating request parameters (query string or JSON body) into a MetricRequest."""
+"""Reading request parameters (query string or JSON body) and validating them into a
+MetricRequest."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from flask import request
 
 from collector.config import Settings
 from collector.errors import BadRequest
@@ -16,6 +19,23 @@ MAX_EVENT_NAME_CHARS = 255
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # Mixpanel's `time` is epoch seconds: nothing before
 WINDOW_PARAMS = frozenset({"from", "to", "minutes", "lag", "event"})
 DATE_PARAMS = frozenset({"date"})
+
+
+def request_params() -> dict[str, list[str]]:
+    """The current request's parameters: its query string and, for a POST, its JSON body."""
+    body = None
+    # A chunked body has no Content-Length; ignoring it would answer a window nobody asked for.
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if request.method == "POST" and (request.content_length or chunked):
+        if not request.is_json:
+            raise BadRequest(
+                "send parameters as a JSON object (Content-Type: application/json) "
+                "or in the query string"
+            )
+        body = request.get_json(silent=True)
+        if body is None:
+            raise BadRequest("the request body is not valid JSON")
+    return merge_params(request.args.to_dict(flat=False), body)
 
 
 def merge_params(args: Mapping[str, list[str]], body: Any) -> dict[str, list[str]]:

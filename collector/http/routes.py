@@ -15,8 +15,8 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.utils import cached_property
 
-from collector.errors import BadRequest, CollectorError
-from collector.http.params import date_request, merge_params, window_request
+from collector.errors import CollectorError
+from collector.http.params import date_request, request_params, window_request
 from collector.metrics.by_event import NameCounts
 from collector.metrics.service import MetricRequest, compute
 
@@ -31,29 +31,13 @@ def _runtime() -> Any:
     return current_app.extensions["collector"]
 
 
-def _params() -> dict[str, list[str]]:
-    body = None
-    # A chunked body has no Content-Length; ignoring it would answer a window nobody asked for.
-    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-    if request.method == "POST" and (request.content_length or chunked):
-        if not request.is_json:
-            raise BadRequest(
-                "send parameters as a JSON object (Content-Type: application/json) "
-                "or in the query string"
-            )
-        body = request.get_json(silent=True)
-        if body is None:
-            raise BadRequest("the request body is not valid JSON")
-    return merge_params(request.args.to_dict(flat=False), body)
-
-
 def _answer(metric: str, build: Any) -> tuple[Any, int]:
     """Run one metric request and write the one summary log entry it owes."""
     rt = _runtime()
     started = time.monotonic()
     metric_request: MetricRequest | None = None
     try:
-        metric_request = build(_params(), rt)
+        metric_request = build(request_params(), rt)
         body = compute(metric_request, rt.reader)
         status = 200
     except CollectorError as exc:

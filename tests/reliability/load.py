@@ -15,7 +15,9 @@ from typing import Any
 import psutil
 import requests
 
-from bench.reliability.chaos import (
+from collector.simulator import Fault, Simulator
+from tests.helpers import Service, gunicorn, service_env
+from tests.reliability.chaos import (
     Outcome,
     answer_kind,
     base_hour,
@@ -25,8 +27,7 @@ from bench.reliability.chaos import (
     request_for,
     truth_for,
 )
-from bench.reliability.common import PATHS, Service, gunicorn, secret_forms, service_env
-from collector.simulator import Fault, Simulator
+from tests.reliability.common import PATHS, secret_forms
 
 # -- load -------------------------------------------------------------------------------------
 

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from bench.reliability.common import METRICS, NAMES, NOT_MADE, PATHS, service_env, sim_config
 from collector.app import create_app
 from collector.config import Settings
 from collector.simulator import Fault, Simulator, Truth
+from tests.helpers import service_env
+from tests.reliability.common import METRICS, NAMES, NOT_MADE, PATHS, small_sim_config
 
 # -- faults and scenarios ---------------------------------------------------------------------
 
@@ -267,7 +268,7 @@ def run_chaos(examples: int, seed: int, deadline: float = 1.2) -> ChaosFigures:
     rng = random.Random(seed)
     figures = ChaosFigures()
     started = time.monotonic()
-    with Simulator(sim_config()) as sim:
+    with Simulator(small_sim_config()) as sim:
         for _ in range(examples):
             sc = random_scenario(rng)
             outcome = run_scenario(sim, sc, deadline)

@@ -13,10 +13,10 @@ from typing import Any
 
 import requests
 
-from bench.reliability.chaos import base_hour, request_for
-from bench.reliability.common import gunicorn, json_entries, service_env
-from bench.reliability.load import LOG_PROBLEMS
 from collector.simulator import Fault, Simulator
+from tests.helpers import gunicorn, json_entries, service_env
+from tests.reliability.chaos import base_hour, request_for
+from tests.reliability.load import LOG_PROBLEMS
 
 # -- shutdown ---------------------------------------------------------------------------------
 
