@@ -31,13 +31,13 @@ STAGES: dict[str, list[tuple[str, str]]] = {
     "split lines": [("collector/export/decode.py", "feed")],
     "decode_lines": [("~", "<method 'decode_lines' of 'msgspec.json.Decoder' objects>")],
     "hashing": [
-        ("collector/export/batch.py", "user_hashes"),
-        ("collector/export/batch.py", "key_hashes"),
+        ("collector/metrics/hashing.py", "user_hashes"),
+        ("collector/metrics/hashing.py", "key_hashes"),
     ],
 }
 COLUMNS = ("collector/export/decode.py", "_columns")
-# The sink's `add`: `_Both` for the distinct metrics (it calls the two below), else EventCounts.
-SINKS = [("collector/metrics/service.py", "add"), ("collector/metrics/aggregators.py", "add")]
+# The sink's `add`: DistinctUsers or EventCounts.
+SINKS = [("collector/metrics/aggregators.py", "add")]
 
 
 def cumulative(stats: pstats.Stats, where: str, name: str) -> float:

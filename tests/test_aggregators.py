@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -145,3 +146,80 @@ def test_many_names_count_like_a_plain_dict_of_sets(events, block: int) -> None:
     assert by_event == expected
     assert list(by_event.values()) == sorted(expected.values(), reverse=True)  # most first
     assert json.loads(bytes(by_event.to_json())) == expected
+
+
+def _rows_strategy(max_names: int = 30):
+    return st.lists(
+        st.tuples(
+            st.integers(0, max_names),
+            st.integers(0, 40),  # user ("u0" stands for no user: "")
+            st.integers(0, 100),  # time
+            st.one_of(st.none(), st.integers(0, 60)),
+        ),
+        max_size=300,
+    ).map(
+        lambda events: [
+            Row(f"e{n}", "" if u == 0 else f"u{u}", float(t), None if i is None else f"i{i}")
+            for n, u, t, i in events
+        ]
+    )
+
+
+@given(_rows_strategy(), st.integers(0, 100), st.sampled_from([0, 10, 10**6]))
+def test_merging_two_serialised_halves_equals_reading_the_window_whole(
+    data, cut: int, cap: int
+) -> None:
+    """Split at a time: the halves are disjoint slices of one window."""
+    halves = ([r for r in data if r.time < cut], [r for r in data if r.time >= cut])
+    whole_users, whole_counts = DistinctUsers(cap), EventCounts()
+    whole_users.add(data)
+    whole_counts.add(data)
+    parts = []
+    for half in halves:
+        users, counts = DistinctUsers(cap), EventCounts()
+        users.add(half)
+        counts.add(half)
+        parts.append(
+            (DistinctUsers.from_bytes(users.to_bytes()), EventCounts.from_bytes(counts.to_bytes()))
+        )
+    (users, counts), (more_users, more_counts) = parts
+    users.merge(more_users)
+    counts.merge(more_counts)
+    assert counts.by_event() == whole_counts.by_event()
+    assert counts.value() == whole_counts.value()
+    if users.estimate or whole_users.estimate:
+        # Past the cap both are sketches of the same members: within the stated error.
+        assert abs(users.value() - whole_users.value()) <= 1 + users.relative_error() * len(
+            {r.distinct_id for r in data if r.distinct_id}
+        )
+    else:
+        assert (
+            users.value()
+            == whole_users.value()
+            == len({r.distinct_id for r in data if r.distinct_id})
+        )
+
+
+def test_a_state_of_another_hash_version_is_refused() -> None:
+    import msgspec
+
+    users = DistinctUsers()
+    users.add(rows())
+    state = msgspec.msgpack.decode(users.to_bytes())
+    state["hash"] = "python-hash/0"
+    with pytest.raises(ValueError, match="hashed with 'python-hash/0'"):
+        DistinctUsers.from_bytes(msgspec.msgpack.encode(state))
+    with pytest.raises(ValueError, match="not a serialised events aggregate"):
+        EventCounts.from_bytes(users.to_bytes())
+    with pytest.raises(ValueError, match="not a serialised"):
+        EventCounts.from_bytes(b"\xc1garbage")
+
+
+def test_a_sketch_merges_with_an_exact_set_within_the_union_bound() -> None:
+    big, small = DistinctUsers(1000), DistinctUsers(1000)
+    big.add(Row("A", f"u{i}", 1.0, None) for i in range(5000))
+    small.add(Row("A", f"u{i}", 2.0, None) for i in range(4000, 4500))
+    assert big.estimate and not small.estimate
+    big.merge(DistinctUsers.from_bytes(small.to_bytes()))
+    assert big.estimate
+    assert abs(big.value() - 5000) <= 5000 * big.relative_error()

@@ -147,6 +147,7 @@ class Checker:
             }
             try:
                 report = self.reader.read(ExportQuery(group.window, group.events), fanout)
+                report.duplicates = fanout.duplicates()
                 figures.update(complete=report.complete, **report.as_dict())
                 error = None
             except CollectorError as exc:

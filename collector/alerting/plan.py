@@ -94,9 +94,9 @@ class Fanout:
     """An aggregator that feeds many slots from one stream (same shape as the others).
 
     Slots that would count the same thing share one aggregator: `distinct_users` and
-    `active_users` over the same window, or two rules over the same window and events. So does
-    the query-level event count (for the `duplicates` figure) when a slot covers the whole query.
-    Each shared set is then built once, which at millions of events is most of a run's memory.
+    `active_users` over the same window, or two rules over the same window and events. Each
+    shared set is then built once, which at millions of events is most of a run's memory. A
+    slot that counts every event of the whole query also gives the query's `duplicates`.
     """
 
     def __init__(
@@ -108,26 +108,23 @@ class Fanout:
             key = (type(slot.agg), slot.start, slot.end, slot.names)
             slot.agg = shared.setdefault(key, slot.agg)
         # Every row fed is inside the query's window and events (the reader filters them).
-        counts = None
+        whole = None
         if window is not None:
-            whole = (EventCounts, window.start_ts, window.end_ts, frozenset(events) or None)
-            counts = shared.get(whole)
-        self.counts = counts if isinstance(counts, EventCounts) else EventCounts()
-        self._own_counts = counts is None
+            whole = shared.get(
+                (EventCounts, window.start_ts, window.end_ts, frozenset(events) or None)
+            )
+        self.counts = whole if isinstance(whole, EventCounts) else None
         self._feeds = [(start, end, names, agg) for (_, start, end, names), agg in shared.items()]
 
     def new_attempt(self) -> None:
-        if self._own_counts:
-            self.counts.new_attempt()
         for *_, agg in self._feeds:
             agg.new_attempt()
 
     def add(self, rows: Batch | Iterable[Row]) -> None:
         batch = Batch.of(rows)
-        if self._own_counts:
-            self.counts.add(batch)
         for start, end, names, agg in self._feeds:
             agg.add(batch.within(start, end, names))
 
-    def duplicates(self) -> int:
-        return self.counts.duplicates()
+    def duplicates(self) -> int | None:
+        """Rows of the query read but not counted, if a slot counts the whole query."""
+        return None if self.counts is None else self.counts.duplicates()

@@ -2,8 +2,9 @@
 
 The decoder hands each block of lines to the aggregators as one `Batch`: event names, user ids
 and `$insert_id`s as lists, times as a float64 array. Selecting, hashing and grouping then use
-`map`, `zip` and numpy over whole columns. Iterating a batch still yields plain `Row`-ordered
-tuples, for code (and tests) that think in rows.
+`map`, `zip` and numpy over whole columns (hashing is the metrics' business: see
+`collector.metrics.hashing`). Iterating a batch still yields plain `Row`-ordered tuples, for
+code (and tests) that think in rows.
 
 An event without a user has `distinct_id` "" (Mixpanel treats missing and empty alike): it is an
 event, but no user of any uniques count.
@@ -12,8 +13,7 @@ event, but no user of any uniques count.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from itertools import compress, repeat
-from operator import is_not
+from itertools import compress
 from typing import NamedTuple
 
 import numpy as np
@@ -29,18 +29,11 @@ class Row(NamedTuple):
 
 
 class Batch:
-    """Columns of one block. Hashes are computed once and kept: a `/check` feeds one batch to
-    every rule's aggregator, and a selection of it keeps the matching hashes."""
+    """Columns of one block. `cache` keeps what is derived from the columns (the metrics'
+    hashes): a `/check` feeds one batch to every rule's aggregator, and a selection of it keeps
+    the matching rows of every cached column."""
 
-    __slots__ = (
-        "_key_hashes",
-        "_keyed",
-        "_user_hashes",
-        "insert_ids",
-        "names",
-        "times",
-        "users",
-    )
+    __slots__ = ("cache", "insert_ids", "names", "times", "users")
 
     def __init__(
         self,
@@ -53,9 +46,7 @@ class Batch:
         self.users = users
         self.times = times
         self.insert_ids = insert_ids
-        self._user_hashes: np.ndarray | None = None
-        self._key_hashes: np.ndarray | None = None
-        self._keyed: np.ndarray | None = None
+        self.cache: dict[str, np.ndarray] = {}  # per-row arrays derived from the columns
 
     @classmethod
     def empty(cls) -> Batch:
@@ -87,10 +78,7 @@ class Batch:
             self.times[mask],
             list(compress(self.insert_ids, keep)),
         )
-        for cached in ("_user_hashes", "_key_hashes", "_keyed"):
-            value = getattr(self, cached)
-            if value is not None:
-                setattr(part, cached, value[mask])
+        part.cache = {name: column[mask] for name, column in self.cache.items()}
         return part
 
     def within(self, start: float, end: float, names: frozenset[str] | None) -> Batch:
@@ -99,34 +87,3 @@ class Batch:
         if names is not None:
             mask &= np.fromiter(map(names.__contains__, self.names), bool, len(self.names))
         return self if mask.all() else self.select(mask)
-
-    def user_hashes(self) -> np.ndarray:
-        """One hash per row of its `distinct_id` ("" for no user)."""
-        if self._user_hashes is None:
-            self._user_hashes = np.fromiter(map(hash, self.users), np.int64, len(self.users))
-        return self._user_hashes
-
-    def identified_user_hashes(self) -> np.ndarray:
-        """The user hashes of the rows that have a user: Mixpanel leaves an empty or missing
-        `distinct_id` out of every uniques count."""
-        hashes = self.user_hashes()
-        if not self.users.count(""):
-            return hashes
-        return hashes[np.fromiter(map(bool, self.users), bool, len(self.users))]
-
-    def key_hashes(self) -> np.ndarray:
-        """One hash per row of Mixpanel's de-duplication key: name, user, time, `$insert_id`."""
-        if self._key_hashes is None:
-            keys = zip(self.names, self.users, self.times.tolist(), self.insert_ids, strict=True)
-            self._key_hashes = np.fromiter(map(hash, keys), np.int64, len(self.names))
-        return self._key_hashes
-
-    def keyed(self) -> np.ndarray:
-        """Which rows carry an `$insert_id` (only those can be de-duplicated)."""
-        if self._keyed is None:
-            n = len(self.insert_ids)
-            if self.insert_ids.count(None):
-                self._keyed = np.fromiter(map(is_not, self.insert_ids, repeat(None)), bool, n)
-            else:
-                self._keyed = np.ones(n, dtype=bool)
-        return self._keyed

@@ -235,8 +235,6 @@ class ExportReader:
         report.errors = list(policy.history)
         samples = [redact(sample, self.redactions) for sample in stats.samples]
         report.bad_line_samples = samples
-        counter = getattr(sink, "duplicates", None)
-        report.duplicates = int(counter()) if callable(counter) else 0
         if samples:
             log.warning(
                 "skipped %d bad lines (%d unreadable)",

@@ -19,7 +19,7 @@ class ExportReport:
     skipped: int = 0
     bad_lines: int = 0
     unreadable: int = 0  # of the bad lines, those that could not be read (they make it partial)
-    duplicates: int = 0
+    duplicates: int | None = None  # rows read but not counted, where the sink knows it
     bytes: int = 0
     seconds: float = 0.0
     errors: list[Failure] = field(default_factory=list)
@@ -28,18 +28,18 @@ class ExportReport:
     note: str | None = None  # why the answer is a lower bound, when it is
 
     def as_dict(self) -> dict[str, Any]:
-        out = {
-            "attempts": self.attempts,
-            "events": self.events,
-            "duplicates": self.duplicates,
-            "bad_lines": self.bad_lines,
-            "unreadable": self.unreadable,
-            "skipped": self.skipped,
-            "lines": self.lines,
-            "bytes": self.bytes,
-            "seconds": round(self.seconds, 3),
-            "errors": [f.as_dict() for f in self.errors],
-        }
+        out: dict[str, Any] = {"attempts": self.attempts, "events": self.events}
+        if self.duplicates is not None:
+            out["duplicates"] = self.duplicates
+        out.update(
+            bad_lines=self.bad_lines,
+            unreadable=self.unreadable,
+            skipped=self.skipped,
+            lines=self.lines,
+            bytes=self.bytes,
+            seconds=round(self.seconds, 3),
+            errors=[f.as_dict() for f in self.errors],
+        )
         if self.warnings:
             out["warnings"] = self.warnings
         return out

@@ -38,7 +38,7 @@ def _answer(metric: str, build: Any) -> tuple[Any, int]:
     metric_request: MetricRequest | None = None
     try:
         metric_request = build(request_params(), rt)
-        body = compute(metric_request, rt.reader)
+        body = compute(metric_request, rt.reader, rt.settings.exact_distinct_cap)
         status = 200
     except CollectorError as exc:
         body, status = exc.body(), exc.status

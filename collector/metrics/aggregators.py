@@ -1,4 +1,4 @@
-"""Aggregators that make retries idempotent.
+"""Aggregators that make retries idempotent, and that merge.
 
 Mixpanel's export has no cursor: a retry re-reads the whole query. Both metrics are unions of
 sets (distinct users; de-duplication keys of events), so folding every attempt into the same set
@@ -10,8 +10,12 @@ Events without `$insert_id` cannot be de-duplicated; they count as they come. Fo
 attempt keeps its own count per name and the result takes the largest: each attempt's count is
 a lower bound, and the one complete attempt's count is the truth.
 
-Hashes are Python's 64-bit `hash()`, stable within one process, which is all a run needs.
-The chance of a collision among a million members is about 3e-8.
+Every aggregator has the shape of a DataSketches sketch: `add`, `merge`, `result`, and
+`to_bytes` / `from_bytes`. Merging combines parts of a window read apart (time slices, or
+workers): sets and sketches unite, so overlapping parts still count a member once; unkeyed
+events add up, so parts merged must not overlap. Hashes are stable (`collector.metrics.hashing`)
+and the hash version is part of every serialised state. The chance of a collision among a
+million members is about 3e-8.
 """
 
 from __future__ import annotations
@@ -20,14 +24,17 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 import datasketches
+import msgspec
 import numpy as np
 
 from collector.export.batch import Batch, Row
 from collector.metrics.by_event import NameCounts
+from collector.metrics.hashing import HASH_VERSION, identified_user_hashes, key_hashes, keyed
 from collector.metrics.hashset import CountingHashSet, HashSet
 from collector.metrics.names import NameCodes
 
 SKETCH_LG_K = 13  # 2^13 registers: about 1.8% relative error at 95%, 8 KiB
+STATE_VERSION = 1
 
 
 class Aggregator(Protocol):
@@ -36,6 +43,32 @@ class Aggregator(Protocol):
     def add(self, rows: Batch | Iterable[Row]) -> None: ...
 
     def result(self) -> dict[str, Any]: ...
+
+
+def _pack(kind: str, fields: dict[str, Any]) -> bytes:
+    return msgspec.msgpack.encode(
+        {"kind": kind, "version": STATE_VERSION, "hash": HASH_VERSION, **fields}
+    )
+
+
+def _unpack(data: bytes, kind: str) -> dict[str, Any]:
+    """The fields of a serialised state, after checking it is one of ours, of this kind."""
+    try:
+        state = msgspec.msgpack.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"not a serialised aggregate: {exc}") from None
+    if not isinstance(state, dict) or state.get("kind") != kind:
+        raise ValueError(f"not a serialised {kind} aggregate")
+    if state.get("version") != STATE_VERSION or state.get("hash") != HASH_VERSION:
+        raise ValueError(
+            f"a {kind} aggregate of version {state.get('version')} hashed with "
+            f"{state.get('hash')!r}; this is version {STATE_VERSION} with {HASH_VERSION!r}"
+        )
+    return state
+
+
+def _array(data: bytes, dtype: str) -> np.ndarray:
+    return np.frombuffer(data, dtype=dtype).astype(dtype.lstrip("<"))
 
 
 class DistinctUsers:
@@ -59,7 +92,7 @@ class DistinctUsers:
     def add(self, rows: Batch | Iterable[Row]) -> None:
         batch = Batch.of(rows)
         self.rows += len(batch)
-        hashes = batch.identified_user_hashes()
+        hashes = identified_user_hashes(batch)
         if self.sketch is not None:
             update = self.sketch.update
             for h in hashes.tolist():
@@ -80,6 +113,49 @@ class DistinctUsers:
         if self.sketch is None and self.exact_cap and len(self.users) > self.exact_cap:
             self._to_sketch()  # crossed the cap inside the last pending buffer
         return self.sketch is not None
+
+    def merge(self, other: DistinctUsers) -> None:
+        """Unite with another part's users (an exact set, or a sketch past the cap)."""
+        self.rows += other.rows
+        if self.sketch is None and other.sketch is None:
+            self.users.merge(other.users)
+            if self.exact_cap and len(self.users) > self.exact_cap:
+                self._to_sketch()
+            return
+        union = datasketches.hll_union(max(self.lg_k, other.lg_k))
+        for part in (self, other):
+            if part.sketch is not None:
+                union.update(part.sketch)
+            else:
+                for h in part.users.members().tolist():
+                    union.update(h)
+        self.sketch = union.get_result(datasketches.tgt_hll_type.HLL_8)
+        self.lg_k = self.sketch.lg_config_k
+        self.users = HashSet()
+
+    def to_bytes(self) -> bytes:
+        exact = self.sketch is None
+        return _pack(
+            "distinct_users",
+            {
+                "cap": self.exact_cap,
+                "lg_k": self.lg_k,
+                "rows": self.rows,
+                "members": self.users.members().astype("<i8").tobytes() if exact else None,
+                "sketch": None if exact else self.sketch.serialize_compact(),
+            },
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> DistinctUsers:
+        state = _unpack(data, "distinct_users")
+        out = cls(int(state["cap"]), int(state["lg_k"]))
+        out.rows = int(state["rows"])
+        if state["sketch"] is not None:
+            out.sketch = datasketches.hll_sketch.deserialize(state["sketch"])
+        else:
+            out.users.update(_array(state["members"], "<i8"))
+        return out
 
     def relative_error(self) -> float:
         """The sketch's relative error bound at 2 standard deviations (about 95%)."""
@@ -126,12 +202,12 @@ class EventCounts:
             return
         self.rows += n
         codes = self._names.codes(batch.names)
-        hashes = batch.key_hashes()
-        keyed = batch.keyed()
-        if not keyed.all():
+        hashes = key_hashes(batch)
+        has_id = keyed(batch)
+        if not has_id.all():
             self._grow()
-            self._unkeyed_now += np.bincount(codes[~keyed], minlength=len(self._unkeyed_now))
-            codes, hashes = codes[keyed], hashes[keyed]
+            self._unkeyed_now += np.bincount(codes[~has_id], minlength=len(self._unkeyed_now))
+            codes, hashes = codes[has_id], hashes[has_id]
         if len(codes):
             self._keys.update(hashes, codes)
 
@@ -143,10 +219,53 @@ class EventCounts:
             self._unkeyed_best = np.concatenate([self._unkeyed_best, more])
 
     def _counts(self) -> np.ndarray:
-        size = len(self._names)
+        return self._keys.counts(len(self._names)) + self._unkeyed()
+
+    def merge(self, other: EventCounts) -> None:
+        """Add another part's counts: keys unite, unkeyed events add up (parts must not
+        overlap in time, which slices of a window never do)."""
+        self.rows += other.rows
+        hashes, codes = other._keys.members()
+        if not len(other._names):
+            return
+        names = [other._names.name(c) for c in range(len(other._names))]
+        mine = self._names.codes(names)
+        if len(hashes):
+            self._keys.update(hashes, mine[codes])
+        self.new_attempt()  # this part's attempts are settled into its best count first
         self._grow()
-        unkeyed = np.maximum(self._unkeyed_best, self._unkeyed_now)[:size]
-        return self._keys.counts(size) + unkeyed
+        np.add.at(self._unkeyed_best, mine, other._unkeyed().astype(np.int32))
+
+    def _unkeyed(self) -> np.ndarray:
+        """Unkeyed events per code: the best attempt's count."""
+        self._grow()
+        return np.maximum(self._unkeyed_best, self._unkeyed_now)[: len(self._names)]
+
+    def to_bytes(self) -> bytes:
+        hashes, codes = self._keys.members()
+        return _pack(
+            "events",
+            {
+                "rows": self.rows,
+                "names": [self._names.name(c) for c in range(len(self._names))],
+                "keys": hashes.astype("<i8").tobytes(),
+                "codes": codes.astype("<i4").tobytes(),
+                "unkeyed": self._unkeyed().astype("<i8").tobytes(),
+            },
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> EventCounts:
+        state = _unpack(data, "events")
+        out = cls()
+        out.rows = int(state["rows"])
+        codes = out._names.codes(list(state["names"]))
+        keys = _array(state["keys"], "<i8")
+        if len(keys):
+            out._keys.update(keys, codes[_array(state["codes"], "<i4")])
+        out._grow()
+        np.add.at(out._unkeyed_best, codes, _array(state["unkeyed"], "<i8").astype(np.int32))
+        return out
 
     def by_event(self) -> NameCounts:
         return NameCounts(self._names, self._counts())

@@ -63,19 +63,20 @@ class HashSet:
 
 
 class CountingHashSet:
-    """A set of 64-bit hashes that also counts its members per small integer code.
+    """A set of 64-bit hashes, each with a small integer code, that counts its members per code.
 
     For event counts by name: the de-duplication key includes the name, so a key's hash always
-    comes with the same code. Codes wait beside their hashes in the pending buffer (12 bytes a
-    row); when the buffer is merged, each member new to the set adds one to its code's count,
-    and only its hash is kept (8 bytes). So one set serves every name, with no array per name
-    (a window can hold a million distinct names).
+    comes with the same code. When the pending buffer is merged, each member new to the set adds
+    one to its code's count. So one set serves every name, with no array per name (a window can
+    hold a million distinct names): 12 bytes a member, kept so that a set can be serialised and
+    merged with another.
     """
 
-    __slots__ = ("_counts", "_hashes", "_pending_codes", "_pending_hashes")
+    __slots__ = ("_codes", "_counts", "_hashes", "_pending_codes", "_pending_hashes")
 
     def __init__(self) -> None:
         self._hashes = np.empty(0, dtype=np.int64)
+        self._codes = np.empty(0, dtype=np.int32)
         self._counts = np.zeros(0, dtype=np.int64)
         self._pending_hashes = array("q")
         self._pending_codes = array("i")
@@ -104,10 +105,11 @@ class CountingHashSet:
         self._pending_hashes, self._pending_codes = array("q"), array("i")
         if len(self._hashes):
             at, new = _new_members(self._hashes, hashes)
-            self._hashes = np.insert(self._hashes, at[new], hashes[new])
-            codes = codes[new]
+            hashes, codes, at = hashes[new], codes[new], at[new]
+            self._hashes = np.insert(self._hashes, at, hashes)
+            self._codes = np.insert(self._codes, at, codes)
         else:
-            self._hashes = hashes
+            self._hashes, self._codes = hashes, codes
         fresh = np.bincount(codes)
         if len(fresh) > len(self._counts):
             self._counts = np.concatenate(
@@ -118,6 +120,11 @@ class CountingHashSet:
     def __len__(self) -> int:
         self._compact()
         return len(self._hashes)
+
+    def members(self) -> tuple[np.ndarray, np.ndarray]:
+        """The sorted hashes and the code of each."""
+        self._compact()
+        return self._hashes, self._codes
 
     def counts(self, size: int) -> np.ndarray:
         """Members per code, for codes 0 .. size-1."""

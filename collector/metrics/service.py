@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from collector.export.batch import Batch, Row
 from collector.export.query import ExportQuery
 from collector.export.reader import ExportReader
 from collector.metrics.aggregators import DistinctUsers, EventCounts
@@ -22,35 +20,20 @@ class MetricRequest:
     events: tuple[str, ...] = ()
 
 
-class _Both:
-    """Distinct users plus event de-duplication, so every metric reports `duplicates`."""
+def compute(request: MetricRequest, reader: ExportReader, exact_cap: int = 0) -> dict[str, Any]:
+    """Read the request's window once and answer it; `exact_cap` is EXACT_DISTINCT_CAP.
 
-    def __init__(self, exact_cap: int = 0) -> None:
-        self.users = DistinctUsers(exact_cap)
-        self.counts = EventCounts()
-
-    def new_attempt(self) -> None:
-        self.users.new_attempt()
-        self.counts.new_attempt()
-
-    def add(self, rows: Batch | Iterable[Row]) -> None:
-        batch = Batch.of(rows)
-        self.users.add(batch)
-        self.counts.add(batch)
-
-    def duplicates(self) -> int:
-        return self.counts.duplicates()
-
-    def result(self) -> dict[str, Any]:
-        return self.users.result()
-
-
-def compute(request: MetricRequest, reader: ExportReader) -> dict[str, Any]:
+    `duplicates` is reported for `/events` only, where it is exact: the user metrics keep no
+    event keys (they would cost more memory than the users themselves).
+    """
     if request.metric not in METRICS:
         raise ValueError(f"unknown metric {request.metric!r}")
-    cap = reader.settings.exact_distinct_cap
-    sink: _Both | EventCounts = EventCounts() if request.metric == "events" else _Both(cap)
+    sink: EventCounts | DistinctUsers = (
+        EventCounts() if request.metric == "events" else DistinctUsers(exact_cap)
+    )
     report = reader.read(ExportQuery(request.window, request.events), sink)
+    if isinstance(sink, EventCounts):
+        report.duplicates = sink.duplicates()
     body: dict[str, Any] = {"metric": request.metric}
     body.update(sink.result())
     body["complete"] = report.complete
