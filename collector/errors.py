@@ -1,4 +1,10 @@
-"""The collector's own exceptions, caught by meaning and mapped once to HTTP in `collector.http`."""
+"""The collector's own exceptions, caught by meaning. They know nothing of HTTP: one table in
+`collector.http.errors` maps each to a status and an answer.
+
+Every error carries a message that says what happened and what to do, a stable `code`, and
+`details()`: the fields an answer adds (the export figures so far, Mixpanel's own error, when a
+query is free again).
+"""
 
 from __future__ import annotations
 
@@ -6,22 +12,18 @@ from typing import Any
 
 
 class CollectorError(Exception):
-    """Base: every error here carries a message that says what happened and what to do."""
+    """Base of every error here."""
 
-    status = 500
     code = "internal_error"
 
-    def __init__(self, message: str, *, export: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, *, export: Any = None) -> None:
         super().__init__(message)
         self.message = message
         # The export figures gathered before the failure, so an error still shows how far it got.
         self.export = export
 
-    def body(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"error": self.message, "code": self.code}
-        if self.export is not None:
-            out["export"] = self.export
-        return out
+    def details(self) -> dict[str, Any]:
+        return {} if self.export is None else {"export": self.export}
 
 
 class ConfigError(CollectorError):
@@ -33,14 +35,12 @@ class ConfigError(CollectorError):
 class BadRequest(CollectorError):
     """The caller's parameters are wrong; nothing was asked of Mixpanel."""
 
-    status = 400
     code = "bad_request"
 
 
 class UpstreamRefused(CollectorError):
     """Mixpanel answered 4xx (auth, plan, bad query): retrying cannot fix it."""
 
-    status = 502
     code = "upstream_refused"
 
     def __init__(
@@ -55,16 +55,14 @@ class UpstreamRefused(CollectorError):
         self.upstream_status = upstream_status
         self.upstream_error = upstream_error
 
-    def body(self) -> dict[str, Any]:
-        out = super().body()
-        out["upstream"] = {"status": self.upstream_status, "error": self.upstream_error}
-        return out
+    def details(self) -> dict[str, Any]:
+        upstream = {"status": self.upstream_status, "error": self.upstream_error}
+        return {**super().details(), "upstream": upstream}
 
 
 class UpstreamUnavailable(CollectorError):
     """Nothing usable could be read: every attempt failed (network, 5xx, 429, deadline)."""
 
-    status = 503
     code = "upstream_unavailable"
 
 
@@ -77,16 +75,13 @@ class BudgetExhausted(UpstreamUnavailable):
         super().__init__(message, export=export)
         self.retry_in = retry_in
 
-    def body(self) -> dict[str, Any]:
-        out = super().body()
-        out["retry_in_seconds"] = round(self.retry_in, 1)
-        return out
+    def details(self) -> dict[str, Any]:
+        return {**super().details(), "retry_in_seconds": round(self.retry_in, 1)}
 
 
 class StateStoreUnavailable(CollectorError):
     """The alert rules' state could not be read, trusted or written (STATE_STORE)."""
 
-    status = 503
     code = "state_store_unavailable"
 
     def __init__(
@@ -97,13 +92,70 @@ class StateStoreUnavailable(CollectorError):
         detail: dict[str, Any] | None = None,
         export: list[dict[str, Any]] | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, export=export)
         self.store = store
         self.detail = detail or {}
-        self.export_figures = export
 
-    def body(self) -> dict[str, Any]:
-        out = {**super().body(), "store": self.store, **self.detail}
-        if self.export_figures is not None:
-            out["export"] = self.export_figures
-        return out
+    def details(self) -> dict[str, Any]:
+        return {"store": self.store, **self.detail, **super().details()}
+
+
+class NotConfigured(CollectorError):
+    """A feature was asked for whose settings are not given (no rules for `/check`)."""
+
+    code = "not_configured"
+
+
+class Unauthenticated(CollectorError):
+    """No valid Google-signed identity token came with the request."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(CollectorError):
+    """The token is valid but its identity may not call the service."""
+
+    code = "forbidden"
+
+
+class AuthUnavailable(CollectorError):
+    """The token could not be checked now (Google's certificates out of reach)."""
+
+    code = "auth_unavailable"
+
+
+class StoreError(CollectorError):
+    """The rule state could not be read or written."""
+
+    code = "store_error"
+
+
+class StoreConflict(StoreError):
+    """The document changed since it was loaded."""
+
+    code = "store_conflict"
+
+
+class CorruptState(StoreError):
+    """The stored document is not a JSON object; it is left as it is for a person to look at."""
+
+    code = "corrupt_state"
+
+
+class NotifyError(CollectorError):
+    """A notification was not delivered. The message names the notifier and what failed."""
+
+    code = "notify_failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        notifier: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.notifier = notifier
+        self.status = status  # the receiver's HTTP status, if it answered
+        self.retry_after = retry_after

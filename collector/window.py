@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from collector.errors import BadRequest
+
+class EmptyWindow(ValueError):
+    """A window whose start is not before its end."""
 
 
 @dataclass(frozen=True)
@@ -18,7 +20,7 @@ class Window:
         if self.start.tzinfo is None or self.end.tzinfo is None:
             raise ValueError("window bounds must be timezone-aware")
         if self.start >= self.end:
-            raise BadRequest(
+            raise EmptyWindow(
                 f"empty window: from ({iso(self.start)}) must be before to ({iso(self.end)})"
             )
 
@@ -52,7 +54,7 @@ def parse_instant(raw: str, name: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise BadRequest(
+        raise ValueError(
             f"{name}={raw!r} is not a time: use ISO-8601 (2026-11-23T10:00:00Z) or epoch seconds"
         ) from None
     if moment.tzinfo is None:

@@ -4,8 +4,14 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from collector.errors import BadRequest
-from collector.window import ProjectTime, Window, export_days, parse_instant, where_clause
+from collector.window import (
+    EmptyWindow,
+    ProjectTime,
+    Window,
+    export_days,
+    parse_instant,
+    where_clause,
+)
 
 
 def utc(*args: int) -> datetime:
@@ -17,12 +23,12 @@ def test_parse_instant_accepts_iso_and_epoch() -> None:
     assert parse_instant("2026-11-23T11:00:00+01:00", "from") == utc(2026, 11, 23, 10)
     assert parse_instant("2026-11-23T10:00:00", "from") == utc(2026, 11, 23, 10)
     assert parse_instant("1763892000", "from") == utc(2025, 11, 23, 10)
-    with pytest.raises(BadRequest, match="from='yesterday'"):
+    with pytest.raises(ValueError, match="from='yesterday'"):
         parse_instant("yesterday", "from")
 
 
 def test_empty_window_is_refused() -> None:
-    with pytest.raises(BadRequest, match="must be before"):
+    with pytest.raises(EmptyWindow, match="must be before"):
         Window(utc(2026, 1, 1, 1), utc(2026, 1, 1, 1))
 
 

@@ -26,6 +26,7 @@ import requests
 import urllib3
 
 from collector.config import Secret
+from collector.errors import NotifyError
 from collector.export.deadline import Deadline, draining, new_session, pause, watchdog
 from collector.logs import redact
 
@@ -77,23 +78,6 @@ class Notification:
             values["value"] = float(values["value"])
         values["complete"] = bool(values["complete"])
         return cls(**values)
-
-
-class NotifyError(Exception):
-    """A notification was not delivered. The message names the notifier and what failed."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        notifier: str,
-        status: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.notifier = notifier
-        self.status = status
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ from google.api_core import exceptions as gcs_errors
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from collector.errors import CorruptState, StoreConflict, StoreError
+
 T = TypeVar("T")
 
 # Marks who wrote a GCS generation, to recognise our own write behind a 412 (see GcsStateStore).
@@ -30,18 +32,6 @@ WRITE_ID_KEY = "collector-write-id"
 GCS_TIMEOUT_SECONDS = 10.0
 # The client's default retry goes on for two minutes; a /check run has less to spend.
 RETRY = DEFAULT_RETRY.with_timeout(30.0)
-
-
-class StoreError(Exception):
-    """The rule state could not be read or written."""
-
-
-class StoreConflict(StoreError):
-    """The document changed since it was loaded."""
-
-
-class CorruptState(StoreError):
-    """The stored document is not a JSON object; it is left as it is for a person to look at."""
 
 
 class StateStore(Protocol):

@@ -27,7 +27,8 @@ from google.auth import exceptions as google_exceptions
 from google.auth import jwt
 
 from collector.config import Settings
-from collector.errors import CollectorError
+from collector.errors import AuthUnavailable, CollectorError, Forbidden, Unauthenticated
+from collector.http.errors import error_answer, status_of
 
 log = logging.getLogger("collector.auth")
 
@@ -38,21 +39,6 @@ CLOCK_SKEW_SECONDS = 10
 MAX_TOKEN_CHARS = 8192
 CERTS_DEFAULT_MAX_AGE = 3600
 FORBIDDEN = "Google ID token (see AUTH_OIDC_INVOKERS)"
-
-
-class Unauthenticated(CollectorError):
-    status = 401
-    code = "unauthenticated"
-
-
-class Forbidden(CollectorError):
-    status = 403
-    code = "forbidden"
-
-
-class AuthUnavailable(CollectorError):
-    status = 503
-    code = "auth_unavailable"
 
 
 class GoogleCerts:
@@ -199,8 +185,9 @@ def install(app: Flask, settings: Settings, verifier: OidcVerifier | None = None
                 request.method,
                 request.path,
                 exc.message,
-                extra={"json_fields": {"status": exc.status, "code": exc.code}},
+                extra={"json_fields": {"status": status_of(exc), "code": exc.code}},
             )
-            return jsonify(exc.body()), exc.status
+            body, status = error_answer(exc)
+            return jsonify(body), status
         request.environ["collector.invoker"] = claims.get("email")
         return None

@@ -8,16 +8,12 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
-from collector.errors import BadRequest, CollectorError
+from collector.errors import BadRequest, CollectorError, NotConfigured
+from collector.http.errors import error_answer
 from collector.http.params import request_params
 
 log = logging.getLogger("collector.http")
 bp = Blueprint("check", __name__)
-
-
-class NotConfigured(CollectorError):
-    status = 503
-    code = "not_configured"
 
 
 @bp.route("/check", methods=["GET", "POST"])
@@ -37,7 +33,7 @@ def check() -> Any:
             raise BadRequest(f"unknown parameter(s): {', '.join(unknown)}; allowed: rule")
         body, status = rt.checker.run(params.get("rule", [])), 200
     except CollectorError as exc:
-        body, status = exc.body(), exc.status
+        body, status = error_answer(exc)
     _summary(body, status, time.monotonic() - started)
     return jsonify(body), status
 

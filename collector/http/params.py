@@ -12,7 +12,7 @@ from flask import request
 from collector.config import Settings
 from collector.errors import BadRequest
 from collector.metrics.service import MetricRequest
-from collector.window import Window, floor_minute, iso, parse_instant
+from collector.window import EmptyWindow, Window, floor_minute, iso, parse_instant
 
 MAX_EVENT_NAMES = 100
 MAX_EVENT_NAME_CHARS = 255
@@ -130,7 +130,10 @@ def window_request(
         )
         end = floor_minute(now) - timedelta(minutes=lag)
         start = end - timedelta(minutes=minutes)
-    window = Window(start, end)
+    try:
+        window = Window(start, end)
+    except EmptyWindow as exc:
+        raise BadRequest(str(exc)) from None
     if end - start > timedelta(days=settings.max_window_days):
         raise BadRequest(
             f"window of {(end - start).total_seconds() / 86400:.2f} days is longer than "
@@ -146,6 +149,8 @@ def window_request(
 def _instant(raw: str, name: str) -> datetime:
     try:
         return parse_instant(raw, name)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
     except OverflowError:
         # A valid ISO date whose offset pushes it past year 1 or 9999 (9999-12-31T23:00-05:00).
         raise BadRequest(f"{name}={raw[:60]!r} is out of range: years 1970 to 9999") from None

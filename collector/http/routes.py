@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.utils import cached_property
 
 from collector.errors import CollectorError
+from collector.http.errors import error_answer
 from collector.http.params import date_request, request_params, window_request
 from collector.metrics.by_event import NameCounts
 from collector.metrics.service import MetricRequest, compute
@@ -41,7 +42,7 @@ def _answer(metric: str, build: Any) -> tuple[Any, int]:
         body = compute(metric_request, rt.reader, rt.settings.exact_distinct_cap)
         status = 200
     except CollectorError as exc:
-        body, status = exc.body(), exc.status
+        body, status = error_answer(exc)
     summary = {
         "metric": metric_request.metric if metric_request else metric,
         "status": status,
