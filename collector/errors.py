@@ -65,6 +65,16 @@ class UpstreamUnavailable(CollectorError):
 
     code = "upstream_unavailable"
 
+    def __init__(self, message: str, *, export: Any = None, retry_in: float | None = None) -> None:
+        super().__init__(message, export=export)
+        self.retry_in = retry_in  # when Mixpanel said a query is welcome again, if it did
+
+    def details(self) -> dict[str, Any]:
+        out = super().details()
+        if self.retry_in is not None:
+            out["retry_in_seconds"] = round(self.retry_in, 1)
+        return out
+
 
 class BudgetExhausted(UpstreamUnavailable):
     """The per-process Export query budget is spent; asking now would earn a 429."""
@@ -72,11 +82,7 @@ class BudgetExhausted(UpstreamUnavailable):
     code = "budget_exhausted"
 
     def __init__(self, message: str, *, retry_in: float, export: dict[str, Any] | None = None):
-        super().__init__(message, export=export)
-        self.retry_in = retry_in
-
-    def details(self) -> dict[str, Any]:
-        return {**super().details(), "retry_in_seconds": round(self.retry_in, 1)}
+        super().__init__(message, export=export, retry_in=retry_in)
 
 
 class StateStoreUnavailable(CollectorError):

@@ -4,7 +4,7 @@ Cloud Run sends SIGTERM and kills the instance 10 s later. gunicorn's gthread wo
 accepting and waits up to `graceful_timeout` (8 s) for the requests it is serving, but a read may
 have up to EXPORT_DEADLINE_SECONDS (120 s) left: it would be killed without an answer and without
 its summary log entry. So the worker's SIGTERM handler is wrapped to begin a process drain first
-(`collector.export.deadline.drain`): every read, running or new, ends within `DRAIN_SECONDS`,
+(`drain`, below): every read, running or new, ends within `DRAIN_SECONDS`,
 and the request answers with what it has (`complete: false`) and logs its summary well inside
 the grace.
 
@@ -22,17 +22,92 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
+import weakref
 from types import FrameType
 from typing import Any
-
-from collector.export.deadline import drain
 
 log = logging.getLogger("collector.shutdown")
 
 # Reads end this long after SIGTERM. The answer and its log entry take milliseconds after that,
 # and gunicorn keeps an idle kept-alive connection up to 2 s more: all well inside 8 s.
 DRAIN_SECONDS = 2.0
+
+
+class _Drain:
+    """Process-wide shutdown state: once begun, every deadline ends within the grace."""
+
+    def __init__(self) -> None:
+        # Re-entrant: with a worker that serves in its main thread, SIGTERM may arrive while
+        # that very thread holds it (enrol, leave).
+        self._lock = threading.RLock()
+        self._live: weakref.WeakSet[Any] = weakref.WeakSet()  # runs under a watchdog
+        self.until: float | None = None  # time.monotonic() by which every read ends
+        self.begun = threading.Event()
+
+    def enrol(self, deadline: Any, live: bool = True) -> None:
+        # Under the same lock as `begin`: a run either is in its snapshot or sees `until`.
+        with self._lock:
+            if live:
+                self._live.add(deadline)
+            until = self.until
+        if until is not None:
+            deadline.cut(max(0.0, until - time.monotonic()))
+
+    def leave(self, deadline: Any) -> None:
+        with self._lock:
+            self._live.discard(deadline)
+
+    def begin(self, grace: float) -> int:
+        with self._lock:
+            if self.until is None:
+                self.until = time.monotonic() + grace
+            until = self.until
+            live = list(self._live)
+        self.begun.set()
+        for deadline in live:
+            deadline.cut(max(0.0, until - time.monotonic()))
+        return len(live)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.until = None
+            self.begun.clear()
+
+
+_drain = _Drain()
+
+
+def drain(grace: float) -> int:
+    """Begin the process drain: reads in flight end within `grace` s; how many were running.
+
+    Safe in a signal handler: its locks are re-entrant, and it logs nothing.
+    """
+    return _drain.begin(grace)
+
+
+def draining() -> bool:
+    return _drain.begun.is_set()
+
+
+def reset_drain() -> None:
+    """End the drain state (tests only: a real process exits after draining)."""
+    _drain.reset()
+
+
+def pause(seconds: float) -> None:
+    """`time.sleep` that returns early once the process drains: a backoff never delays exit."""
+    _drain.begun.wait(seconds)
+
+
+def enrol(deadline: Any, live: bool = True) -> None:
+    """A deadline joins the drain: cut at once if one has begun; `live` while it is watched."""
+    _drain.enrol(deadline, live)
+
+
+def leave(deadline: Any) -> None:
+    _drain.leave(deadline)
 
 
 def install(worker: Any, seconds: float = DRAIN_SECONDS) -> None:

@@ -344,3 +344,13 @@ def test_many_names_keep_the_answer_whole_and_the_summary_entry_small(
     assert len(summary.encode()) < 64 * 1024
     logged = json.loads(summary)
     assert len(logged["by_event"]) == 50 and logged["by_event_omitted"] == names - 50
+
+
+def test_a_long_retry_after_answers_503_with_when_to_come_back(sim: Simulator) -> None:
+    sim.script([Fault.status(429, retry_after=600)])
+    r = create_app(make_settings(sim.url)).test_client().get("/events?minutes=60&lag=5")
+    assert r.status_code == 503
+    body = r.get_json()
+    assert body["retry_in_seconds"] == 600
+    assert "Retry-After" in body["error"] and "EXPORT_DEADLINE_SECONDS" not in body["error"]
+    assert body["export"]["attempts"] == 1  # no second query spent on a wait that cannot end

@@ -10,8 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from collector.export.budget import QueryBudget
+from collector.export.finish import UNFRAMED_NOTE
 from collector.export.query import ExportQuery
-from collector.export.reader import UNFRAMED_NOTE, ExportReader
+from collector.export.reader import ExportReader
 from collector.metrics.aggregators import DistinctUsers
 from tests.conftest import past_window
 from tests.helpers import make_settings

@@ -16,7 +16,7 @@ import pytest
 
 from collector.alerting.notify import NotifierConfig, NotifyError, SlackNotifier, WebhookNotifier
 from collector.config import Secret
-from collector.export.deadline import drain, reset_drain
+from collector.shutdown import drain, reset_drain
 from tests.test_notify import N
 from tests.webhook_receiver import Reply, WebhookReceiver
 

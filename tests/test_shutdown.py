@@ -2,7 +2,7 @@
 
 Cloud Run sends SIGTERM and kills 10 s later; gunicorn waits `graceful_timeout` (8 s) for the
 requests it serves, while a read may have minutes of its own deadline left. The drain cuts every
-read short (`collector.export.deadline.drain`, wired in gunicorn.conf.py): the answer is what
+read short (`collector.shutdown.drain`, wired in gunicorn.conf.py): the answer is what
 was read, flagged partial, and its summary entry is logged before the worker exits.
 """
 
@@ -19,10 +19,10 @@ import pytest
 
 from collector.errors import UpstreamUnavailable
 from collector.export.budget import QueryBudget
-from collector.export.deadline import Deadline, drain, draining, pause, reset_drain
+from collector.export.deadline import Deadline
 from collector.export.reader import ExportReader
 from collector.metrics.service import MetricRequest, compute
-from collector.shutdown import DRAIN_SECONDS, install, report
+from collector.shutdown import DRAIN_SECONDS, drain, draining, install, pause, report, reset_drain
 from collector.simulator import Fault, Simulator
 from tests.conftest import past_window
 from tests.helpers import make_settings

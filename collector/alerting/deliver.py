@@ -24,7 +24,8 @@ from typing import Any
 from collector.alerting.claims import release, settle
 from collector.alerting.notify import Notification, Notifier, NotifyError
 from collector.alerting.store import StateStore, StoreError, update
-from collector.export.deadline import Deadline, draining
+from collector.export.deadline import Deadline
+from collector.shutdown import draining
 
 log = logging.getLogger("collector.alerting")
 

@@ -27,8 +27,10 @@ import urllib3
 
 from collector.config import Secret
 from collector.errors import NotifyError
-from collector.export.deadline import Deadline, draining, new_session, pause, watchdog
+from collector.export.deadline import Deadline
+from collector.export.transport import new_session, watchdog
 from collector.logs import redact
+from collector.shutdown import draining, pause
 
 KIND_LABELS = {
     "firing": "FIRING",

@@ -7,13 +7,21 @@ before the query is made.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 
+from collector.export.deadline import Deadline
+from collector.export.retry import Failure
+
+log = logging.getLogger("collector.export")
+
 
 class QueryBudget:
+    """Queries spent in the last hour (and second), by this process."""
+
     def __init__(
         self,
         per_hour: int,
@@ -56,3 +64,37 @@ class QueryBudget:
             if len(self._spent) < self.per_hour:
                 return 0.0
             return 3600.0 - (now - self._spent[0])
+
+    def take(
+        self, deadline: Deadline, attempt: int, sleep: Callable[[float], None]
+    ) -> Failure | None:
+        """Take a query for attempt number `attempt`: None once one may go out, else the
+        reason none may (no query is spent). Waits out the per-second limit if time allows."""
+        while True:
+            if deadline.expired():
+                # A drain (SIGTERM) or a wait that used the last of the time: spend no query.
+                drained = deadline.drained
+                why = (
+                    "the service is shutting down (SIGTERM): the read was cut short to answer "
+                    "in time"
+                    if drained
+                    else "the total deadline passed (EXPORT_DEADLINE_SECONDS)"
+                )
+                stop = "stop: shutting down" if drained else "stop: deadline reached"
+                return Failure(attempt, deadline.cause, why + ": no further attempt", next=stop)
+            wait = self.try_acquire()
+            if wait <= 0:
+                return None
+            hourly = self.hourly_wait()
+            if hourly > 0:
+                message = (
+                    f"the Export query budget of this process is spent "
+                    f"(EXPORT_QUERIES_PER_HOUR={self.per_hour}); "
+                    f"a query is free again in {hourly:.0f} s"
+                )
+                log.warning(message, extra={"json_fields": {"retry_in_seconds": round(hourly)}})
+                return Failure(attempt, "budget", message, next="stop: budget spent")
+            if wait >= deadline.remaining():
+                message = "deadline reached waiting for the per-second budget"
+                return Failure(attempt, "deadline", message, next="stop: deadline reached")
+            sleep(wait)  # the per-second limit frees within a second

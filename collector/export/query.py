@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +42,17 @@ def request_auth(settings: Settings) -> tuple[str, str]:
         return settings.api_secret.reveal(), ""
     # Settings.from_env refuses this; a hand-built Settings must not fall back to anything.
     raise ValueError("no Mixpanel credentials configured")
+
+
+def secret_forms(settings: Settings) -> list[str]:
+    """The secrets, and the Basic credentials that carry them: a proxy's error page may echo
+    the Authorization header, which plain redaction would miss."""
+    forms = settings.secrets()
+    try:
+        user, password = request_auth(settings)
+    except ValueError:
+        return forms
+    return [*forms, base64.b64encode(f"{user}:{password}".encode()).decode()]
 
 
 def request_headers(settings: Settings) -> dict[str, str]:
