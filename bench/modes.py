@@ -138,8 +138,8 @@ def check(url: str, day: str, gzip: bool) -> tuple[int, int, int]:
     of the day, the day's purchases, and the users of its last hour. Deciding, notifying and
     saving state are left out: they cost nothing next to the read.
     """
-    from collector.alerting.plan import Fanout, Slot
     from collector.export.query import ExportQuery
+    from collector.metrics.fanout import Fanout, Slot
     from collector.window import Window
 
     reader = _reader(url, gzip)

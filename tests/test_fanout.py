@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.alerting.plan import Fanout, Slot
 from collector.export.batch import Batch, Row
 from collector.metrics.aggregators import DistinctUsers, EventCounts
+from collector.metrics.fanout import Fanout, Slot
 from collector.window import Window
 
 T0 = datetime(2026, 11, 22, tzinfo=UTC)

@@ -32,10 +32,8 @@ from collector.alerting.decide import (
 from collector.alerting.deliver import Deliverer, Delivery
 from collector.alerting.notify import Notification, Notifier
 from collector.alerting.plan import (
-    Fanout,
     QueryGroup,
     RuleWindows,
-    Slot,
     plan_queries,
     rule_windows,
 )
@@ -47,6 +45,7 @@ from collector.config import Settings
 from collector.errors import CollectorError
 from collector.export.query import ExportQuery
 from collector.export.reader import ExportReader
+from collector.metrics.fanout import Fanout, Slot
 from collector.window import iso
 
 log = logging.getLogger("collector.alerting")

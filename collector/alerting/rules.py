@@ -30,7 +30,7 @@ import yaml
 from collector.alerting.notify import NotifierConfig
 from collector.config import Secret
 from collector.errors import ConfigError
-from collector.metrics.service import METRICS
+from collector.metrics import METRICS
 
 CONDITIONS = ("above", "below", "drop_pct", "rise_pct")
 SEVERITIES = ("info", "warning", "critical")

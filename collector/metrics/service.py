@@ -7,10 +7,9 @@ from typing import Any
 
 from collector.export.query import ExportQuery
 from collector.export.reader import ExportReader
+from collector.metrics import METRICS
 from collector.metrics.aggregators import DistinctUsers, EventCounts
 from collector.window import Window
-
-METRICS = ("distinct_users", "events", "active_users")
 
 
 @dataclass(frozen=True)
