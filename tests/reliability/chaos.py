@@ -34,6 +34,16 @@ FAULT_KINDS = (
     "gzip_corrupt",
     "duplicate_lines",
     "leak",
+    "marker",
+    "html",
+    "invalid_utf8",
+    "unframed",
+)
+MARKERS = (
+    "terminated early",
+    "export terminated early",
+    "Export Terminated Early",
+    "[terminated early]",
 )
 
 
@@ -57,6 +67,18 @@ def make_fault(kind: str, at: int, level: int) -> Fault:
         return Fault.duplicate_lines((0.1, 0.5, 0.9, 1.0)[level])
     if kind == "leak":
         return Fault.leak(out_of_window=level != 1, other_events=level != 2)
+    if kind == "marker":  # every form seen; at level 3, the whole body is the marker
+        return Fault.terminated_early(
+            at, marker=MARKERS[level], newline=level != 1, alone=level == 3
+        )
+    if kind == "html":
+        return Fault.html(framing=("chunked", "length", "close", "chunked")[level])
+    if kind == "invalid_utf8":
+        return Fault.invalid_utf8(
+            level + 1, field=("event", "distinct_id", "$insert_id", "event")[level]
+        )
+    if kind == "unframed":
+        return Fault.unframed(at if level else 0)
     return getattr(Fault, kind)(at)  # reset, cut_*, terminated_early, gzip_corrupt
 
 
