@@ -3,7 +3,7 @@
     python -m bench.profile [--events N] [--users N] [--metric NAME] [--gzip]
 
 Renders a body with the simulator, serves it from the loopback server and reads it once with
-the service's reader in one process (no decode helpers), under `cProfile`. Stages are the
+the service's reader in one process, under `cProfile`. Stages are the
 cumulative times of the functions that do them: the network (`iter_content`, with gzip
 inflation), splitting lines, `decode_lines`, the column work after it (validation, window
 filter), hashing, and the aggregators' own work. The profiler's overhead inflates every stage a
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import os
 import pstats
 import shutil
 import sys
@@ -28,7 +27,7 @@ from bench.serve import FileServer
 # stage -> (file suffix, function name) whose cumulative time it is
 STAGES: dict[str, list[tuple[str, str]]] = {
     "network (iter_content)": [("requests/models.py", "generate")],
-    "split lines": [("collector/export/decode.py", "feed")],
+    "split lines": [("collector/export/lines.py", "feed")],
     "decode_lines": [("~", "<method 'decode_lines' of 'msgspec.json.Decoder' objects>")],
     "hashing": [
         ("collector/metrics/hashing.py", "user_hashes"),
@@ -62,8 +61,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gzip", action="store_true", help="read the body gzip-encoded")
     args = parser.parse_args(argv)
 
-    # One process: the profile is what decides whether decoding is worth sharing out.
-    os.environ["EXPORT_DECODE_PROCESSES"] = "0"
     from bench.__main__ import render_bodies
 
     day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
@@ -80,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     stats = pstats.Stats(profiler)
-    total = cumulative(stats, "collector/export/reader.py", "_stream")
+    total = cumulative(stats, "collector/export/attempt.py", "_stream")
     times = {stage: sum(cumulative(stats, w, n) for w, n in refs) for stage, refs in STAGES.items()}
     aggregators = next(t for t in (cumulative(stats, *sink) for sink in SINKS) if t)
     times["columns (validate, filter)"] = cumulative(stats, *COLUMNS)

@@ -1,9 +1,5 @@
-"""From raw body chunks to validated event batches, decoding only the four fields we need.
-
-`iter_content` chunks are split on b"\\n" with our own carry-over buffer: `iter_lines` is several
-times slower, yields spurious empty lines, and `str.splitlines` would also split on U+2028 /
-U+2029, which JSON allows raw inside strings. The whole lines of a chunk are decoded in place
-(a `memoryview`, not a copy); only a line that spans two chunks is joined.
+"""From blocks of whole lines (`collector.export.lines`) to validated event batches, decoding
+only the four fields we need.
 
 Each block is decoded first with strict types, so that validation happens in C and the rest is
 column work (see `collector.export.batch`). A block that does not fit (a bad line, `time` as a
@@ -31,21 +27,24 @@ import msgspec
 import numpy as np
 
 from collector.export.batch import Batch, Row
+from collector.export.lines import MARKER, MAX_LINE_BYTES, Buffer, LineSplitter, first_line_kind
 from collector.window import ProjectTime, Window
 
-__all__ = ["Batch", "BodyEnd", "EventFilter", "LineSplitter", "LineStats", "Row"]
+__all__ = [
+    "MAX_LINE_BYTES",
+    "Batch",
+    "BodyEnd",
+    "EventFilter",
+    "LineSplitter",
+    "LineStats",
+    "Row",
+    "first_line_kind",
+]
 
-MARKER = b"terminated early"
-# Mixpanel refuses events over 1 MB; a longer "line" is not one of its events: drop it rather
-# than hold it.
-MAX_LINE_BYTES = 4 * 1024 * 1024
-SNIFF_BYTES = 64 * 1024  # enough of a body's start to see what its first line is
 SAMPLE_LIMIT = 5
 SAMPLE_BYTES = 200
 MILLISECONDS_ABOVE = 100_000_000_000  # a `time` past year 5138 in seconds is in milliseconds
 LATEST_SECONDS = MILLISECONDS_ABOVE  # after the millisecond rescale, later is out of range
-
-Buffer = bytes | memoryview
 _UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError)
 _NOT_AN_EVENT = msgspec.ValidationError  # a subclass of DecodeError: catch it first
 
@@ -54,8 +53,10 @@ _NOT_AN_EVENT = msgspec.ValidationError  # a subclass of DecodeError: catch it f
 # the cyclic collector run over and over during a read.
 class _Props(msgspec.Struct, gc=False):
     time: int | float
-    # Missing and empty are the same to Mixpanel: an event with no user.
-    distinct_id: str | int = ""
+    # Missing and empty are the same to Mixpanel: an event with no user. A numeric id sends
+    # its block down the lenient path, which gives it as text (the strict path then needs no
+    # conversion per row).
+    distinct_id: str = ""
     insert_id: str | None = msgspec.field(name="$insert_id", default=None)
 
 
@@ -119,77 +120,6 @@ class BodyEnd:
         stats.unreadable += 1
         stats.bad_lines += 1
         stats.sample(line, f"unreadable ({reason})")
-
-
-class LineSplitter:
-    """Cuts a byte stream into blocks of whole lines; keeps the unfinished tail between chunks."""
-
-    def __init__(self, max_line: int = MAX_LINE_BYTES) -> None:
-        self.max_line = max_line
-        self._tail = b""
-        self._dropping = False
-        self.dropped = 0
-
-    def feed(self, chunk: bytes) -> list[Buffer]:
-        """The whole lines that `chunk` completes: at most a joined line and a view of the rest."""
-        cut = chunk.rfind(b"\n")
-        if cut < 0:
-            self._hold(chunk)
-            return []
-        blocks: list[Buffer] = []
-        start = 0
-        if self._tail or self._dropping:
-            start = chunk.find(b"\n") + 1
-            if self._dropping:
-                self._dropping = False  # this newline ends an over-long line already dropped
-            elif len(self._tail) + start > self.max_line:
-                self.dropped += 1  # the newline came, but too late
-            else:
-                blocks.append(self._tail + chunk[:start])
-            self._tail = b""
-        if start <= cut:
-            blocks.append(memoryview(chunk)[start : cut + 1])
-        self._hold(chunk[cut + 1 :])
-        return blocks
-
-    def _hold(self, piece: bytes) -> None:
-        if self._dropping:
-            return
-        if len(self._tail) + len(piece) > self.max_line:
-            self._tail = b""
-            self._dropping = True
-            self.dropped += 1
-            return
-        self._tail += piece
-
-    @property
-    def unfinished(self) -> bool:
-        """True if the stream stopped inside a line (if it ends now, it was cut or lacks its
-        last newline)."""
-        return bool(self._tail.strip()) or self._dropping
-
-    @property
-    def dropping(self) -> bool:
-        """True while inside an over-long line (the stream stopped inside it if it ends now)."""
-        return self._dropping
-
-    def tail(self) -> bytes:
-        """The bytes after the last newline: a last line without its newline, or a cut."""
-        return self._tail if self._tail.strip() else b""
-
-
-def first_line_kind(block: Buffer) -> str | None:
-    """What the first non-empty line of a body is: "event" (it opens a JSON object: decoding
-    judges the rest), "marker", "other" (not an export body), or None for blank lines only."""
-    data = bytes(block[:SNIFF_BYTES])
-    for line in data.split(b"\n"):
-        text = line.strip()
-        if not text:
-            continue
-        if text.startswith(b"{"):
-            return "event"
-        return "marker" if MARKER in text.lower() else "other"
-    return None
 
 
 class EventFilter:
@@ -295,10 +225,9 @@ class EventFilter:
                 list(compress(props, keep)),
                 times[mask],
             )
-        # str() of a str is the same object; numeric ids become their decimal text.
         return Batch(
             list(map(_event, events)),
-            list(map(str, map(_user, props))),
+            list(map(_user, props)),
             times,
             list(map(_insert_id, props)),
         )
@@ -336,7 +265,8 @@ def _as_event(ev: _LooseEvent, stats: LineStats | None) -> _Event | None:
             stats.not_an_event(msgspec.json.encode(ev), reason)
         return None
     assert props is not None and ev.event is not None
-    user = "" if props.distinct_id is None else props.distinct_id
+    # Mixpanel treats distinct_id as a string: 7 and "7" are the same user.
+    user = "" if props.distinct_id is None else str(props.distinct_id)
     return _Event(ev.event, _Props(t, user, props.insert_id))  # type: ignore[arg-type]
 
 

@@ -29,7 +29,13 @@ import numpy as np
 
 from collector.export.batch import Batch, Row
 from collector.metrics.by_event import NameCounts
-from collector.metrics.hashing import HASH_VERSION, identified_user_hashes, key_hashes, keyed
+from collector.metrics.hashing import (
+    HASH_VERSION,
+    identified_user_hashes,
+    key_hashes,
+    keyed,
+    name_hashes,
+)
 from collector.metrics.hashset import CountingHashSet, HashSet
 from collector.metrics.names import NameCodes
 
@@ -201,7 +207,7 @@ class EventCounts:
         if not n:
             return
         self.rows += n
-        codes = self._names.codes(batch.names)
+        codes = self._names.codes(batch.names, name_hashes(batch))
         hashes = key_hashes(batch)
         has_id = keyed(batch)
         if not has_id.all():

@@ -12,6 +12,8 @@ serialised state: a state hashed otherwise is refused, never mixed in.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import repeat
+from operator import is_not
 
 import numpy as np
 import xxhash
@@ -38,6 +40,17 @@ def text_hashes(texts: Iterable[str], n: int) -> np.ndarray:
     return out.view(np.int64)
 
 
+def _name_hashes(names: list[str], n: int) -> np.ndarray:
+    """`text_hashes` of a column with few distinct values: each is hashed once."""
+    distinct = dict.fromkeys(names)
+    if len(distinct) * 4 > n:
+        return text_hashes(names, n)
+    keys = list(distinct)
+    for name, h in zip(keys, text_hashes(keys, len(keys)).tolist(), strict=True):
+        distinct[name] = h
+    return np.fromiter(map(distinct.__getitem__, names), np.int64, n)
+
+
 def _mix(x: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: every bit of the input reaches every bit of the output."""
     x = x ^ (x >> _S30)
@@ -45,6 +58,14 @@ def _mix(x: np.ndarray) -> np.ndarray:
     x ^= x >> _S27
     x *= _C2
     return x ^ (x >> _S31)
+
+
+def name_hashes(batch: Batch) -> np.ndarray:
+    """One hash per row of its event name; kept on the batch."""
+    cached = batch.cache.get("names")
+    if cached is None:
+        cached = batch.cache["names"] = _name_hashes(batch.names, len(batch))
+    return cached
 
 
 def user_hashes(batch: Batch) -> np.ndarray:
@@ -70,7 +91,7 @@ def keyed(batch: Batch) -> np.ndarray:
     if cached is None:
         ids = batch.insert_ids
         if ids.count(None):
-            cached = np.fromiter((i is not None for i in ids), bool, len(ids))
+            cached = np.fromiter(map(is_not, ids, repeat(None)), bool, len(ids))
         else:
             cached = np.ones(len(ids), dtype=bool)
         batch.cache["keyed"] = cached
@@ -82,7 +103,7 @@ def key_hashes(batch: Batch) -> np.ndarray:
     cached = batch.cache.get("keys")
     if cached is None:
         n = len(batch)
-        key = _mix(text_hashes(batch.names, n).view(np.uint64))
+        key = _mix(name_hashes(batch).view(np.uint64))
         key = _mix(key ^ user_hashes(batch).view(np.uint64))
         key = _mix(key ^ np.ascontiguousarray(batch.times, dtype=np.float64).view(np.uint64))
         ids = np.full(n, _NO_ID, dtype=np.uint64)

@@ -82,8 +82,12 @@ class CountingHashSet:
         self._pending_codes = array("i")
 
     def update(self, hashes: np.ndarray, codes: np.ndarray) -> None:
-        self._pending_hashes.frombytes(np.ascontiguousarray(hashes, dtype=np.int64).tobytes())
-        self._pending_codes.frombytes(np.ascontiguousarray(codes, dtype=np.int32).tobytes())
+        self._pending_hashes.frombytes(
+            memoryview(np.ascontiguousarray(hashes, dtype=np.int64)).cast("B")
+        )
+        self._pending_codes.frombytes(
+            memoryview(np.ascontiguousarray(codes, dtype=np.int32)).cast("B")
+        )
         # A quarter of the set: merging costs a copy of the set, the buffer its 12 bytes a row
         # and the sort of it temporaries; a small buffer keeps the peak near the set itself.
         if len(self._pending_hashes) >= max(_MIN_PENDING, len(self._hashes) // 4):

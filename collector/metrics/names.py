@@ -3,7 +3,7 @@
 A window can hold a million distinct names. As str objects in a dict they would cost about
 140 bytes each; here a name costs its UTF-8 bytes and an offset in one buffer, and 12 bytes in
 two sorted arrays (its hash and its code). Names of a block are looked up by hash in C; only
-names not yet merged into the arrays go through a small dict, which is merged once it grows.
+names not yet merged into the arrays go through a small dict, merged into them as it grows.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from array import array
 
 import numpy as np
 
-_MIN_RECENT = 4096
+from collector.metrics.hashing import text_hashes
 
 
 class NameCodes:
     """Code of each event name, in order of first sight; `name(code)` is the name back.
 
-    Names are told apart by their 64-bit `hash()` within the process, like every key here.
+    Names are told apart by their stable 64-bit hash (`collector.metrics.hashing`).
     """
 
     __slots__ = ("_codes", "_ends", "_hashes", "_recent", "_text")
@@ -38,10 +38,12 @@ class NameCodes:
         # surrogatepass: a JSON escape can make a lone surrogate, which is still a name here
         return self._text[start : self._ends[code]].decode("utf-8", "surrogatepass")
 
-    def codes(self, names: list[str]) -> np.ndarray:
-        """The code of every name of a block (new names get the next codes)."""
+    def codes(self, names: list[str], hashes: np.ndarray | None = None) -> np.ndarray:
+        """The code of every name of a block (new names get the next codes); `hashes`, one
+        per name, if the caller has them (`collector.metrics.hashing.name_hashes`)."""
         n = len(names)
-        hashes = np.fromiter(map(hash, names), np.int64, n)
+        if hashes is None:
+            hashes = text_hashes(names, n)
         codes = np.empty(n, dtype=np.int32)
         known = len(self._hashes)
         hit = np.zeros(n, dtype=bool)
@@ -59,7 +61,9 @@ class NameCodes:
                     self._text += names[i].encode("utf-8", "surrogatepass")
                     self._ends.append(len(self._text))
                 codes[i] = code
-            if len(recent) >= max(_MIN_RECENT, known // 8):
+            # Merged once the dict holds an eighth as many names as the arrays: rows of names
+            # still in the dict are looked up one by one, so it must stay a small share.
+            if len(recent) > known // 8:
                 self._merge()
         return codes
 
