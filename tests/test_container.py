@@ -25,6 +25,7 @@ import pytest
 import requests
 import yaml
 
+from collector import __version__
 from collector.schedule.cli import DEADLINE_MARGIN
 from collector.simulator import Simulator
 from tests.conftest import past_window
@@ -308,7 +309,11 @@ def test_the_container_command_serves_and_stops_on_sigterm(sim: Simulator, tmp_p
         else:
             pytest.fail("the container command did not serve: " + err.read_text()[-2000:])
         assert health.status_code == 200
-        assert health.json() == {"status": "ok", "queries_left_this_hour": 60}
+        assert health.json() == {
+            "status": "ok",
+            "version": __version__,
+            "queries_left_this_hour": 60,
+        }
 
         window = past_window()
         query = urlencode({"from": window.start.isoformat(), "to": window.end.isoformat()})

@@ -15,6 +15,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.utils import cached_property
 
+from collector import __version__
 from collector.errors import CollectorError
 from collector.http.params import date_request, request_params, window_request
 from collector.metrics.by_event import NameCounts
@@ -96,7 +97,8 @@ def active_users() -> Any:
 @bp.route("/healthz", methods=["GET"])
 def healthz() -> Any:
     # Liveness only: never spends an Export query.
-    return jsonify({"status": "ok", "queries_left_this_hour": _runtime().budget.remaining()})
+    left = _runtime().budget.remaining()
+    return jsonify({"status": "ok", "version": __version__, "queries_left_this_hour": left})
 
 
 class _BoundedJSON(DefaultJSONProvider):
