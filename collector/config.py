@@ -9,6 +9,7 @@ from typing import TypeVar
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from collector.env_names import rules_file_variables, unknown_settings
 from collector.errors import ConfigError
 
 REGION_URLS = {
@@ -97,8 +98,10 @@ class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
         self.problems: list[str] = []
+        self.read: set[str] = set()  # every name asked for: the settings there are
 
     def text(self, name: str) -> str | None:
+        self.read.add(name)
         value = self.env.get(name, "").strip()
         return value or None
 
@@ -141,8 +144,24 @@ class _Reader:
         return raw
 
 
+def setting_names() -> frozenset[str]:
+    """Every variable Settings reads (gunicorn's are in collector.env_names)."""
+    r = _Reader({})
+    _build(r)
+    return frozenset(r.read)
+
+
 def _load(env: Mapping[str, str]) -> Settings:
     r = _Reader(env)
+    settings = _build(r)
+    r.problems += unknown_settings(env, r.read, rules_file_variables(settings.collector_rules))
+    if r.problems:
+        raise ConfigError("invalid configuration: " + "; ".join(r.problems))
+    return settings
+
+
+def _build(r: _Reader) -> Settings:
+    """The settings as read, every problem collected in `r.problems` (none raised here)."""
     region = r.choice("MIXPANEL_REGION", "us", tuple(REGION_URLS))
     export_url = r.text("MIXPANEL_EXPORT_URL") or REGION_URLS[region]
     parsed = urlparse(export_url)
@@ -191,7 +210,7 @@ def _load(env: Mapping[str, str]) -> Settings:
         r.problems.append("AUTH_OIDC_INVOKERS must be comma-separated service-account emails")
 
     allow_file = r.flag("STATE_STORE_ALLOW_FILE", False)
-    settings = Settings(
+    return Settings(
         export_url=export_url,
         region=region,
         service_account_username=username,
@@ -224,9 +243,6 @@ def _load(env: Mapping[str, str]) -> Settings:
         auth_oidc_audience=oidc_audience,
         auth_oidc_invokers=oidc_invokers,
     )
-    if r.problems:
-        raise ConfigError("invalid configuration: " + "; ".join(r.problems))
-    return settings
 
 
 def _state_store(r: _Reader, allow_file: bool) -> str | None:
