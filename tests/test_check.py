@@ -224,3 +224,18 @@ def test_the_cli_runs_the_same_check(sim: Simulator, tmp_path: Path) -> None:
     ]
     assert (tmp_path / "state.json").exists()
     assert SA_SECRET not in done.stdout + done.stderr
+
+
+def test_counts_and_thresholds_stay_whole_numbers(sim: Simulator, store, hook) -> None:
+    # Before: "value": 317.0 and "threshold": 0.0 in the answer, the state and the webhook.
+    doc = rules_doc({"name": "busy", "metric": "events", "window_minutes": 30, "above": 0})
+    app = app_for(sim, doc, store, NOW, hook.url)
+    response = app.test_client().get("/check")
+    [rule] = response.get_json()["rules"]
+    truth = sim.truth(NOW - timedelta(minutes=30), NOW).events
+    assert (rule["value"], rule["threshold"]) == (truth, 0)
+    assert f'"value":{truth},' in response.get_data(as_text=True).replace(" ", "")
+    [sent] = accepted(hook)
+    assert (sent["body"]["value"], sent["body"]["threshold"]) == (truth, 0)
+    assert isinstance(sent["body"]["value"], int) and isinstance(sent["body"]["threshold"], int)
+    assert store.load()[0]["rules"]["busy"]["last_value"] == truth

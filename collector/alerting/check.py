@@ -160,10 +160,11 @@ class Checker:
                     obs = Observation(None, False, error=error)
                 else:
                     prev = slots.get((rw.rule.name, "previous"))
+                    # Counts stay whole numbers: the answer says 317, not 317.0.
                     obs = Observation(
-                        float(slots[(rw.rule.name, "current")].value()),
+                        slots[(rw.rule.name, "current")].value(),
                         report.complete,
-                        float(prev.value()) if prev else None,
+                        prev.value() if prev else None,
                         report.complete,
                     )
                 outcomes.append(_Outcome(rw, obs, evaluate(rw.rule, obs), index))

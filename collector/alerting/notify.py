@@ -72,11 +72,19 @@ class Notification:
         if missing:
             raise ValueError(f"notification is missing {', '.join(missing)}")
         values = {k: v for k, v in d.items() if k in known}
-        values["threshold"] = float(values["threshold"])
+        values["threshold"] = _numeric(values["threshold"], "threshold")
         if values["value"] is not None:
-            values["value"] = float(values["value"])
+            values["value"] = _numeric(values["value"], "value")
         values["complete"] = bool(values["complete"])
         return cls(**values)
+
+
+def _numeric(value: Any, name: str) -> int | float:
+    """A number as stored: a whole number stays one (a count of 317 is not 317.0)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        number = float(value)  # a numeric string from an older document; else ValueError
+        return int(number) if number.is_integer() else number
+    return value
 
 
 class NotifyError(Exception):

@@ -272,7 +272,7 @@ def _rule(
         name=name,
         metric=str(metric),
         condition=condition,
-        threshold=float(threshold),
+        threshold=threshold,  # as written: 10 stays 10, 2.5 stays 2.5
         window_minutes=ints["window_minutes"],
         lag_minutes=ints["lag_minutes"],
         events=tuple(dict.fromkeys(events)),
