@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,12 +14,12 @@ from collector.app import create_app
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
 from collector.simulator import Fault, Simulator
+from tests.conftest import CHECK_KEY as KEY
 from tests.conftest import sim_config
 from tests.gcs import client
 from tests.helpers import make_settings
 from tests.webhook_receiver import WebhookReceiver
 
-KEY = "signing-key-for-tests-0123456789"
 NOW = (datetime.now(UTC) - timedelta(days=1)).replace(hour=12, minute=0, second=0, microsecond=0)
 
 
@@ -47,17 +47,6 @@ def rules_doc(*rules: dict, incomplete_after: int = 3) -> dict:
 
 def accepted(hook: WebhookReceiver) -> list[dict]:
     return [r for r in hook.received if 200 <= r["status"] < 300]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> FileStateStore:
-    return FileStateStore(tmp_path / "state.json")
-
-
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver(signing_key=KEY) as receiver:
-        yield receiver
 
 
 def test_many_rules_over_one_window_cost_one_export_query(sim: Simulator, store) -> None:

@@ -122,7 +122,7 @@ def test_the_start_up_line_in_text_mode_shows_the_whole_configuration(capsys) ->
     assert "…" not in line
 
 
-@pytest.mark.parametrize("command", [["check"]])
+@pytest.mark.parametrize("command", [["check"], ["check", "--dry-run"]])
 def test_the_command_line_refuses_a_misspelt_setting_too(command: list[str]) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "collector", *command],

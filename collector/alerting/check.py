@@ -30,6 +30,7 @@ from collector.alerting.decide import (
     transition,
 )
 from collector.alerting.deliver import Deliverer, Delivery
+from collector.alerting.dry_run import preview, read_state
 from collector.alerting.notify import Notification, Notifier
 from collector.alerting.plan import (
     Fanout,
@@ -79,15 +80,30 @@ class Checker:
         self.notifiers = notifiers
         self.now = now
 
-    def run(self, names: list[str]) -> dict[str, Any]:
+    def run(self, names: list[str], *, dry_run: bool = False) -> dict[str, Any]:
+        """Evaluate, record, notify. A dry run evaluates the same way against the stored state
+        and says what it would record and send, but saves nothing and sends nothing."""
         now = self.now()
         selected = self.rules.named(names)
-        preflight(self.store)
+        if dry_run:
+            doc = read_state(self.store)  # only read: a dry run writes nothing
+        else:
+            preflight(self.store)  # read, used and written back before any query is spent
         groups = plan_queries(
             [rule_windows(r, now) for r in selected], self.settings.max_window_days
         )
         outcomes, exports = self._observe(groups)
         run = uuid.uuid4().hex[:12]
+        if dry_run:
+            owed, claimed, held = self._record(doc, outcomes, now, run)  # on a copy: not saved
+            return preview(
+                [self._describe(o, owed, Delivery(0)) for o in outcomes],
+                claimed,
+                held,
+                checked_at=iso(now),
+                export=exports,
+                store=self.store.describe(),
+            )
         try:
             owed, claimed, held = update(
                 self.store, lambda doc: self._record(doc, outcomes, now, run)

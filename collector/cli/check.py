@@ -1,7 +1,11 @@
 """`collector check` (or `python -m collector check`): the alert rules evaluated once, like
 `/check`.
 
-    collector check [--rule NAME ...] [--rules FILE]
+    collector check [--dry-run] [--rule NAME ...] [--rules FILE]
+
+--dry-run evaluates the same way and prints each decision and the notifications that would go
+out, but saves nothing and sends nothing; it reads STATE_STORE if set (else it starts from an
+empty state, as a first run would).
 
 Settings come from the environment as for the service (MIXPANEL_*, COLLECTOR_RULES,
 STATE_STORE, NOTIFY_*, ...). Prints the same JSON as `/check` on stdout; a run that cannot
@@ -30,6 +34,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from collector.alerting.dry_run import EmptyState
+from collector.alerting.store import store_from_url
 from collector.app import build_checker
 from collector.config import Settings
 from collector.errors import BadRequest, CollectorError, ConfigError, StateStoreUnavailable
@@ -55,6 +61,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="evaluate only this rule (repeatable; default: every rule)",
     )
     check.add_argument("--rules", help="rules file (default: $COLLECTOR_RULES)")
+    check.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="evaluate and show each decision and the notifications that would go out; save "
+        "nothing, send nothing (STATE_STORE is read if set, else an empty state is assumed)",
+    )
     check.set_defaults(run=run)
 
 
@@ -64,15 +76,18 @@ def run(args: argparse.Namespace) -> int:
     if args.rules:
         env["COLLECTOR_RULES"] = args.rules  # validated with the rest, STATE_STORE included
     try:
-        settings = Settings.from_env(env)
+        settings = Settings.from_env(env, state_store_required=not args.dry_run)
         if not settings.collector_rules:
             return _fail("no rules: set COLLECTOR_RULES or pass --rules FILE", CONFIG)
         setup_logging(replace(settings, log_format="text"), stream=sys.stderr)
         budget = QueryBudget(settings.export_queries_per_hour, settings.export_queries_per_second)
         now = lambda: datetime.now(UTC)  # noqa: E731
-        checker = build_checker(settings, ExportReader(settings, budget), now)
+        store = None  # the service's: checked writable at start-up
+        if args.dry_run:  # read only: not even a lock file is made
+            store = store_from_url(settings.state_store) if settings.state_store else EmptyState()
+        checker = build_checker(settings, ExportReader(settings, budget), now, store=store)
         assert checker is not None
-        body = checker.run(args.rule)
+        body = checker.run(args.rule, dry_run=args.dry_run)
     except StateStoreUnavailable as exc:
         return _fail(exc.message, STORE)
     except (ConfigError, BadRequest) as exc:
@@ -87,7 +102,7 @@ def _status(body: dict[str, Any]) -> int:
     if any(r["state"] == "ERROR" for r in body["rules"]):
         return RULE_ERROR
     figures = body["notifications"]
-    if figures["failed"] or figures["deferred"]:
+    if figures.get("failed") or figures.get("deferred"):
         return NOT_NOTIFIED
     return OK
 
