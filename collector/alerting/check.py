@@ -30,7 +30,7 @@ from collector.alerting.decide import (
     transition,
 )
 from collector.alerting.deliver import Deliverer, Delivery
-from collector.alerting.dry_run import preview, read_state
+from collector.alerting.dry_run import preview
 from collector.alerting.notify import Notification, Notifier
 from collector.alerting.plan import (
     Fanout,
@@ -40,7 +40,7 @@ from collector.alerting.plan import (
     plan_queries,
     rule_windows,
 )
-from collector.alerting.preflight import preflight, unavailable
+from collector.alerting.preflight import preflight, read_state, unavailable
 from collector.alerting.rules import RuleSet
 from collector.alerting.state import validate
 from collector.alerting.store import StateStore, StoreError, update
@@ -86,7 +86,8 @@ class Checker:
         now = self.now()
         selected = self.rules.named(names)
         if dry_run:
-            doc = read_state(self.store)  # only read: a dry run writes nothing
+            # Only read: a dry run writes nothing, not even the preflight's unchanged copy.
+            doc = read_state(self.store, "a dry run spent no Export query and changed nothing")
         else:
             preflight(self.store)  # read, used and written back before any query is spent
         groups = plan_queries(
@@ -203,10 +204,15 @@ class Checker:
                 for target in rule.notify:
                     pending.append(self._notification(o, kind, target, now).as_dict())
             new = replace(new, pending=tuple(pending))
+            before = states.get(rule.name, {})
+            # When the rule entered the state it is in (None: an older document did not say).
+            same = before.get("last_state") == o.ev.state
+            since = before.get("state_since") if same else iso(now)
             states[rule.name] = {
-                **states.get(rule.name, {}),  # fields of a later version are kept
+                **before,  # fields of a later version are kept
                 **new.as_dict(),
                 "last_state": o.ev.state,
+                "state_since": since,
                 "last_value": o.obs.value,
                 "last_complete": o.obs.complete,
                 "checked_at": iso(now),

@@ -14,24 +14,9 @@ from typing import Any
 
 from collector.alerting.message import notification_text
 from collector.alerting.notify import Notification
-from collector.alerting.preflight import unavailable
-from collector.alerting.state import validate
-from collector.alerting.store import StateStore, StoreError
+from collector.alerting.store import StoreError
 
 SENT_FIELDS = ("notified", "notify_errors", "notify_deferred")  # a dry run sends nothing
-
-
-def read_state(store: StateStore) -> dict[str, Any]:
-    """The stored state, checked as a real run checks it; 503 if it cannot be read or used."""
-    where = store.describe()
-    try:
-        doc, _ = store.load()
-        validate(doc, where)
-    except StoreError as exc:
-        raise unavailable(
-            store, exc, "a dry run spent no Export query and changed nothing", queries=0
-        ) from None
-    return doc
 
 
 def preview(
