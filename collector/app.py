@@ -21,6 +21,7 @@ from collector.http.auth import install as require_oidc
 from collector.http.check import bp as check_bp
 from collector.http.routes import bp, register_errors
 from collector.http.rules import bp as rules_bp
+from collector.http.status import bp as status_bp
 from collector.logs import protect, setup_logging
 from collector.startup import log_started, refuse
 
@@ -136,6 +137,7 @@ def create_app(
     app.register_blueprint(bp)
     app.register_blueprint(check_bp)
     app.register_blueprint(rules_bp)
+    app.register_blueprint(status_bp)
     register_errors(app)
     require_oidc(app, settings)  # off unless AUTH_OIDC_AUDIENCE is set
     return app

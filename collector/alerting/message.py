@@ -74,21 +74,27 @@ def slack_message(n: Notification) -> dict[str, Any]:
 def describe_value(n: Notification) -> str:
     if n.value is None:
         return "no value"
-    shown = _number(n.value)
+    shown = number(n.value)
     return shown if n.complete else f"{shown} ({PARTIAL})"
 
 
 def describe_threshold(n: Notification) -> str:
-    t = _number(n.threshold)
+    return condition_text(n.condition, n.threshold)
+
+
+def condition_text(condition: str, threshold: float) -> str:
+    """`above 5,000`, `below 10`, `drop of 50%`, `rise of 20%`."""
+    t = number(threshold)
     return {
         "above": f"above {t}",
         "below": f"below {t}",
         "drop_pct": f"drop of {t}%",
         "rise_pct": f"rise of {t}%",
-    }.get(n.condition, f"{n.condition} {t}")
+    }.get(condition, f"{condition} {t}")
 
 
-def _number(x: float) -> str:
+def number(x: float) -> str:
+    """A value for a person: thousands separated, a whole number without decimals."""
     if float(x).is_integer() and abs(x) < 1e15:
         return f"{int(x):,}"
     return f"{x:,.6g}"
