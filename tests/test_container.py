@@ -32,7 +32,7 @@ from collector.schedule.cli import DEADLINE_MARGIN
 from collector.simulator import Simulator
 from tests.conftest import past_window
 from tests.helpers import PROJECT_ID, SA_SECRET, SA_USER, free_port
-from tests.upload import uploaded
+from tests.upload import included, parse, uploaded
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -225,6 +225,12 @@ LEFT_OUT_OF_BOTH = [
     "docs/benchmarks.md",
     "collector/__pycache__/app.cpython-311.pyc",
     ".pytest_cache/README.md",
+    # A local run's state and lock (STATE_STORE=file:$PWD/collector-state.json): before, the
+    # build uploaded them.
+    "collector-state.json",
+    "collector-state.json.lock",
+    "test-artifacts/status.png",
+    "build/lib/collector/app.py",
 ]
 NEEDED_BY_THE_TEST_STEP = [
     "tests/test_container.py",
@@ -252,6 +258,24 @@ NEEDED_BY_THE_IMAGE = [
 def test_caches_environments_history_and_docs_are_never_uploaded_nor_in_the_image(path) -> None:
     assert not uploaded(ROOT, path)
     assert ignored(path)
+
+
+@pytest.mark.skipif(not (ROOT / ".gitignore").exists(), reason="a checkout's file, not uploaded")
+@pytest.mark.parametrize(
+    "path",
+    [
+        "collector-state.json",
+        "collector-state.json.lock",  # before, `git status` showed it after a local run
+        "test-artifacts/status.png",
+        "build/lib/collector/app.py",
+        "rt_mp_collector.egg-info/PKG-INFO",
+    ],
+)
+def test_what_local_runs_builds_and_tests_leave_behind_is_git_ignored(path: str) -> None:
+    patterns = parse((ROOT / ".gitignore").read_text())
+    parts = path.split("/")
+    kept = [included(patterns, "/".join(parts[:i]), True) for i in range(1, len(parts))]
+    assert not (all(kept) and included(patterns, path, False))
 
 
 @pytest.mark.parametrize("path", NEEDED_BY_THE_TEST_STEP + NEEDED_BY_THE_IMAGE)
