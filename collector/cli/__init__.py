@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from collector import __version__
-from collector.cli import check
+from collector.cli import check, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rt-mp-collector {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     check.add_parser(sub)
+    serve.add_parser(sub)
     return parser
 
 
