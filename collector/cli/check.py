@@ -21,7 +21,7 @@ Exit status:
   5  the state store (STATE_STORE) cannot be read, used or written; the line says what to
      fix and what was done (found before the query: nothing was spent, no state changed)
   1  an unexpected error (the line says what happened)
-When both 3 and 4 apply, the status is 3.
+When both 3 and 4 apply, the status is 3. A dry run sends nothing, so it never exits 4.
 """
 
 from __future__ import annotations
