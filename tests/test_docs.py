@@ -93,7 +93,19 @@ def test_the_detailed_contract_moved_whole_to_docs_contract() -> None:
 
 
 @needs_docs
-@pytest.mark.parametrize("doc", ["README.md", "docs/deploy.md", "docs/operations.md"])
+def test_reliability_starts_with_the_current_figures_and_their_plot() -> None:
+    text = (DOCS / "reliability.md").read_text()
+    first = text.split("\n## ")[1]
+    assert first.startswith("Current figures")
+    assert "![" in first and "(reliability.png)" in first
+    assert (DOCS / "reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert text.rindex("\n## History") > text.index("\n## Current figures")
+
+
+@needs_docs
+@pytest.mark.parametrize(
+    "doc", ["README.md", "docs/deploy.md", "docs/operations.md", "docs/reliability.md"]
+)
 def test_relative_links_lead_to_files_and_headings(doc: str) -> None:
     path = ROOT / doc
     for target in re.findall(r"\]\(([^)\s]+)\)", path.read_text()):
