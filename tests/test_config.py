@@ -146,3 +146,24 @@ def test_variables_the_rules_file_names_for_its_secrets_are_legitimate(tmp_path)
     assert Settings.from_env(env).collector_rules == str(rules)
     with pytest.raises(ConfigError, match="NOTIFY_OPS_URI is not a setting"):
         Settings.from_env({**env, "NOTIFY_OPS_URI": "https://ops.example/hook"})
+
+
+def test_every_variable_name_the_code_spells_out_is_a_known_setting() -> None:
+    # A setting read anywhere but through Settings (os.environ["EXPORT_NEW"] in a module) would
+    # be refused at start-up as a typo: read it in collector/config.py, or list it in
+    # collector/env_names.py if gunicorn reads it.
+    import ast
+    import re
+
+    from collector.config import setting_names
+    from collector.env_names import GUNICORN_NAMES, PREFIXES
+    from tests.helpers import ROOT
+
+    name = re.compile("^(" + "|".join(PREFIXES) + ")[A-Z0-9_]*[A-Z0-9]$")
+    spelt = {
+        node.value
+        for path in [*(ROOT / "collector").rglob("*.py"), ROOT / "gunicorn.conf.py"]
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and name.match(node.value)
+    }
+    assert spelt and spelt <= setting_names() | GUNICORN_NAMES, spelt - setting_names()
