@@ -1,5 +1,5 @@
-"""WSGI entry point for gunicorn: `gunicorn main:app`."""
+"""WSGI entry point for gunicorn: `gunicorn main:app` (the application is collector/wsgi.py)."""
 
-from collector.app import create_app
+from collector.wsgi import app
 
-app = create_app()
+__all__ = ["app"]

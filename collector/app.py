@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,17 +10,20 @@ from datetime import UTC, datetime
 from flask import Flask
 
 from collector.alerting.check import Checker
-from collector.alerting.notify import build_notifier
+from collector.alerting.notify import Notifier, build_notifier
 from collector.alerting.rules import RuleSet, load_rules
 from collector.alerting.store import FileStateStore, StateStore, StoreError, store_from_url
-from collector.config import Secret, Settings
+from collector.config import Settings
 from collector.errors import ConfigError
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
 from collector.http.auth import install as require_oidc
 from collector.http.check import bp as check_bp
 from collector.http.routes import bp, register_errors
+from collector.http.rules import bp as rules_bp
+from collector.http.status import bp as status_bp
 from collector.logs import protect, setup_logging
+from collector.startup import log_started, refuse
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -37,6 +39,34 @@ class Runtime:
     checker: Checker | None = None
 
 
+@dataclass
+class Alerting:
+    """The alert rules as loaded at start-up: rules, their notifiers, the state store."""
+
+    rules: RuleSet
+    notifiers: dict[str, Notifier]
+    store: StateStore
+
+
+def load_alerting(
+    settings: Settings, rules: RuleSet | None = None, store: StateStore | None = None
+) -> Alerting | None:
+    """The rules, if any are configured; a bad rules file, a notifier that cannot be built or
+    a state store that cannot be written stops start-up (ConfigError)."""
+    if rules is None:
+        if not settings.collector_rules:
+            return None
+        rules = load_rules(settings.collector_rules, os.environ)
+    protect(rules.secrets())
+    notifiers = {}
+    for name, cfg in rules.notifiers.items():
+        try:
+            notifiers[name] = build_notifier(cfg, timeout=settings.notify_timeout_seconds)
+        except ValueError as exc:  # the message never holds the URL or the key
+            raise ConfigError(f"invalid rules file {rules.source}: {exc}") from None
+    return Alerting(rules, notifiers, store or _store(settings))
+
+
 def build_checker(
     settings: Settings,
     reader: ExportReader,
@@ -44,18 +74,11 @@ def build_checker(
     rules: RuleSet | None = None,
     store: StateStore | None = None,
 ) -> Checker | None:
-    """The alert-rule runner, if rules are configured; a bad rules file or a state store that
-    cannot be written stops start-up (ConfigError)."""
-    if rules is None:
-        if not settings.collector_rules:
-            return None
-        rules = load_rules(settings.collector_rules, os.environ)
-    protect(rules.secrets())
-    notifiers = {
-        name: build_notifier(cfg, timeout=settings.notify_timeout_seconds)
-        for name, cfg in rules.notifiers.items()
-    }
-    return Checker(settings, rules, reader, store or _store(settings), notifiers, now)
+    """The alert-rule runner, if rules are configured (see `load_alerting`)."""
+    alerting = load_alerting(settings, rules, store)
+    if alerting is None:
+        return None
+    return Checker(settings, alerting.rules, reader, alerting.store, alerting.notifiers, now)
 
 
 def _store(settings: Settings) -> StateStore:
@@ -75,22 +98,6 @@ def _store(settings: Settings) -> StateStore:
     return store
 
 
-def _startup_logging() -> None:
-    """Logging for a configuration that did not load: structured on Cloud Run as it would have
-    been, so the refusal is one CRITICAL entry there, with any configured secret redacted."""
-    env = os.environ
-    fmt = env.get("LOG_FORMAT", "auto").strip().lower()
-    json_logs = fmt == "json" or (fmt in ("", "auto") and bool(env.get("K_SERVICE")))
-    secrets = {
-        name: Secret(value)
-        for name in ("service_account_secret", "api_secret")
-        if (value := env.get(f"MIXPANEL_{name.upper()}", "").strip())
-    }
-    setup_logging(
-        Settings(export_url="", log_format="json" if json_logs else "text", **secrets)  # type: ignore[arg-type]
-    )
-
-
 def create_app(
     settings: Settings | None = None,
     *,
@@ -99,14 +106,13 @@ def create_app(
     rules: RuleSet | None = None,
     store: StateStore | None = None,
 ) -> Flask:
-    """The service: routes, reader and (with rules) the checker; a ConfigError stops start-up
-    with one CRITICAL entry naming what to fix."""
+    """The service: routes, reader and (with rules) the checker. Logs one start-up entry; a
+    ConfigError stops start-up with one CRITICAL entry naming what to fix."""
     if settings is None:
         try:
             settings = Settings.from_env()
         except ConfigError as exc:
-            _startup_logging()
-            logging.getLogger("collector").critical("%s", exc.message)
+            refuse(exc.message)
             raise
     setup_logging(settings)
     clock = now or (lambda: datetime.now(UTC))
@@ -122,13 +128,16 @@ def create_app(
     try:
         checker = build_checker(settings, reader, clock, rules, store)
     except ConfigError as exc:
-        logging.getLogger("collector").critical("%s", exc.message)
+        refuse(exc.message, settings)
         raise
+    log_started(settings, checker.rules if checker else None)
     app.extensions["collector"] = Runtime(
         settings=settings, budget=budget, reader=reader, now=clock, checker=checker
     )
     app.register_blueprint(bp)
     app.register_blueprint(check_bp)
+    app.register_blueprint(rules_bp)
+    app.register_blueprint(status_bp)
     register_errors(app)
     require_oidc(app, settings)  # off unless AUTH_OIDC_AUDIENCE is set
     return app

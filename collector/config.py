@@ -9,6 +9,7 @@ from typing import TypeVar
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from collector.env_names import rules_file_variables, unknown_settings
 from collector.errors import ConfigError
 
 REGION_URLS = {
@@ -87,8 +88,12 @@ class Settings:
         return [s for s in found if s]
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        return _load(os.environ if env is None else env)
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, state_store_required: bool = True
+    ) -> Settings:
+        """The settings, validated; ConfigError names every problem at once. Rules need a
+        STATE_STORE, except for a dry run (`state_store_required=False`), which saves nothing."""
+        return _load(os.environ if env is None else env, state_store_required)
 
 
 class _Reader:
@@ -97,8 +102,10 @@ class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
         self.problems: list[str] = []
+        self.read: set[str] = set()  # every name asked for: the settings there are
 
     def text(self, name: str) -> str | None:
+        self.read.add(name)
         value = self.env.get(name, "").strip()
         return value or None
 
@@ -141,8 +148,24 @@ class _Reader:
         return raw
 
 
-def _load(env: Mapping[str, str]) -> Settings:
+def setting_names() -> frozenset[str]:
+    """Every variable Settings reads (gunicorn's are in collector.env_names)."""
+    r = _Reader({})
+    _build(r)
+    return frozenset(r.read)
+
+
+def _load(env: Mapping[str, str], state_store_required: bool = True) -> Settings:
     r = _Reader(env)
+    settings = _build(r, state_store_required)
+    r.problems += unknown_settings(env, r.read, rules_file_variables(settings.collector_rules))
+    if r.problems:
+        raise ConfigError("invalid configuration: " + "; ".join(r.problems))
+    return settings
+
+
+def _build(r: _Reader, state_store_required: bool = True) -> Settings:
+    """The settings as read, every problem collected in `r.problems` (none raised here)."""
     region = r.choice("MIXPANEL_REGION", "us", tuple(REGION_URLS))
     export_url = r.text("MIXPANEL_EXPORT_URL") or REGION_URLS[region]
     parsed = urlparse(export_url)
@@ -191,7 +214,7 @@ def _load(env: Mapping[str, str]) -> Settings:
         r.problems.append("AUTH_OIDC_INVOKERS must be comma-separated service-account emails")
 
     allow_file = r.flag("STATE_STORE_ALLOW_FILE", False)
-    settings = Settings(
+    return Settings(
         export_url=export_url,
         region=region,
         service_account_username=username,
@@ -219,23 +242,20 @@ def _load(env: Mapping[str, str]) -> Settings:
         collector_rules=r.text("COLLECTOR_RULES"),
         notify_deadline_seconds=r.number("NOTIFY_DEADLINE_SECONDS", 30.0, float, 0.1, 600),
         notify_timeout_seconds=r.number("NOTIFY_TIMEOUT_SECONDS", 10.0, float, 0.1, 120),
-        state_store=_state_store(r, allow_file),
+        state_store=_state_store(r, allow_file, state_store_required),
         state_store_allow_file=allow_file,
         auth_oidc_audience=oidc_audience,
         auth_oidc_invokers=oidc_invokers,
     )
-    if r.problems:
-        raise ConfigError("invalid configuration: " + "; ".join(r.problems))
-    return settings
 
 
-def _state_store(r: _Reader, allow_file: bool) -> str | None:
+def _state_store(r: _Reader, allow_file: bool, required: bool = True) -> str | None:
     """STATE_STORE, checked against where it would run. Rules need it: their state (who is
     firing, what is owed) must outlive the process, and be the same for every process."""
     url = r.text("STATE_STORE")
     rules = r.text("COLLECTOR_RULES")
     if url is None:
-        if rules:
+        if rules and required:
             r.problems.append(
                 "COLLECTOR_RULES is set but STATE_STORE is not: rule state needs a durable "
                 "place; set STATE_STORE=gs://<bucket>/<object> (on Cloud Run) or "

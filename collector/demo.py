@@ -21,6 +21,8 @@ import requests
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from collector.app import create_app
+from collector.cli.args import positive, whole
+from collector.cli.table import cell
 from collector.config import Settings
 from collector.demo_rules import run_incident
 from collector.simulator import Fault, SimConfig, Simulator
@@ -116,10 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m collector.demo",
         description="Run the collector against the embedded Mixpanel simulator through faults.",
     )
-    parser.add_argument("--seed", type=int, default=2026, help="simulator seed (default 2026)")
+    parser.add_argument("--seed", type=whole, default=2026, help="simulator seed (default 2026)")
     parser.add_argument(
         "--events-per-minute",
-        type=int,
+        type=positive,
         default=200,
         help="simulated event rate (default 200, ~12k events an hour)",
     )
@@ -155,10 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     day = start.date().isoformat()
 
     print(f"simulator: {sim.url}   service: {base}")
-    print(f"window: {window.as_dict()['from']} .. {window.as_dict()['to']}\n")
+    print(
+        f"settings:  seed {args.seed}, {args.events_per_minute} events/min, deadline "
+        f"{settings.export_deadline_seconds:g} s, read timeout "
+        f"{settings.export_read_timeout_seconds:g} s, up to {settings.export_max_attempts} "
+        f"attempts, backoff {settings.export_backoff_base_seconds:g}-"
+        f"{settings.export_backoff_cap_seconds:g} s"
+    )
+    print(f"window:    {window.as_dict()['from']} .. {window.as_dict()['to']}\n")
     header = (
         f"{'scenario':40} {'endpoint':16} {'HTTP':>4} {'value':>7} {'truth':>7} "
-        f"{'complete':>8} {'tries':>5}  {'errors':28} check"
+        f"{'complete':>8} {'attempts':>8}  {'errors':28} check"
     )
     print(header)
     print("-" * len(header))
@@ -175,13 +184,13 @@ def main(argv: list[str] | None = None) -> int:
             export = body.get("export", {})
             kinds = ",".join(e["kind"] for e in export.get("errors", [])) or "-"
             print(
-                f"{sc.title:40} {sc.path:16} {response.status_code:>4} "
+                f"{cell(sc.title, 40)} {sc.path:16} {response.status_code:>4} "
                 f"{body.get('value', '-')!s:>7} {truth if truth is not None else '-'!s:>7} "
-                f"{body.get('complete', '-')!s:>8} {export.get('attempts', '-')!s:>5}  "
-                f"{kinds[:28]:28} {verdict}"
+                f"{body.get('complete', '-')!s:>8} {export.get('attempts', '-')!s:>8}  "
+                f"{cell(kinds, 28)} {verdict}"
             )
             if response.status_code >= 400:
-                print(f"{'':40} -> {body.get('error', '')[:110]}")
+                print(f"{'':40} -> {cell(body.get('error', ''), 110).rstrip()}")
     finally:
         server.shutdown()
         sim.stop()

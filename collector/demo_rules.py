@@ -20,6 +20,7 @@ from collector.alerting.notify import verify_signature
 from collector.alerting.rules import parse_rules
 from collector.alerting.store import FileStateStore
 from collector.app import create_app
+from collector.cli.table import cell
 from collector.config import Settings
 from collector.simulator import Fault, SimConfig, Simulator
 
@@ -117,9 +118,9 @@ def run_incident(settings_env: dict[str, str]) -> int:
                 body = app.test_client().get("/check").get_json()
             rule = body["rules"][0]
             delivered = ",".join(i.split(":")[1] for i in rule["notified"]) or "-"
-            errors = "; ".join(rule["notify_errors"].values())[:40] or "-"
+            errors = cell("; ".join(rule["notify_errors"].values()) or "-", 40).rstrip()
             print(
-                f"+{minutes:<3} min {title:28} {rule['state']:9} {rule['value'] or 0:>6.0f} "
+                f"+{minutes:<3} min {title:28} {rule['state']:9} {rule['value'] or 0:>6} "
                 f"{rule['complete']!s:>8}  {','.join(rule['owed']) or '-':10} "
                 f"{delivered:10} {errors}"
             )

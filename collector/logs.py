@@ -16,6 +16,7 @@ from typing import Any
 from google.cloud.logging.handlers import StructuredLogHandler
 
 from collector.config import Settings
+from collector.log_text import TextFormatter
 
 REDACTED = "***"
 
@@ -58,23 +59,6 @@ def protect(secrets: Iterable[str]) -> None:
         for f in handler.filters:
             if isinstance(f, RedactingFilter):
                 f.secrets.extend(s for s in fresh if s not in f.secrets)
-
-
-class TextFormatter(logging.Formatter):
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        fields: dict[str, Any] | None = getattr(record, "json_fields", None)
-        if fields:
-            line += " " + " ".join(f"{k}={_short(v)}" for k, v in fields.items())
-        return line
-
-
-def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text if len(text) <= 300 else text[:300] + "…"
 
 
 def setup_logging(settings: Settings, stream: Any = None) -> logging.Handler:

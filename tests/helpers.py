@@ -12,7 +12,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import requests
 
+from collector.cli.serve import serving, stop
 from collector.config import Settings
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader, ExportReport
@@ -168,33 +167,12 @@ def gunicorn(
         )
     service = Service(f"http://127.0.0.1:{port}", proc, log)
     try:
-        # The arbiter binds before its workers have imported the app (slow on a cold checkout):
-        # a probe may be refused or just not answered yet.
-        ready_by = time.monotonic() + 60
-        while time.monotonic() < ready_by:
-            if proc.poll() is not None:
-                raise RuntimeError("gunicorn exited: " + service.log_text()[-2000:])
-            try:
-                if requests.get(f"{service.base}/healthz", timeout=1).ok:
-                    break
-            except requests.RequestException:  # not listening yet, or still booting
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("gunicorn did not serve: " + service.log_text()[-2000:])
+        if not serving(proc, service.base, 60):  # slow on a cold checkout
+            what = "exited" if proc.poll() is not None else "did not serve"
+            raise RuntimeError(f"gunicorn {what}: " + service.log_text()[-2000:])
         yield service
     finally:
         stop(proc)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL if the process is still there after 15 s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @contextmanager

@@ -66,3 +66,18 @@ def test_the_benchmark_names_what_is_wrong_with_its_options() -> None:
     assert "unknown mode(s) fastest" in out.stderr and "choose from" in out.stderr
     out = run_bench("--network", "fast", "--gzip")
     assert out.returncode == 2 and "--network takes link speeds in MB/s" in out.stderr
+
+
+def test_the_reliability_run_draws_its_figures(tmp_path: Path) -> None:
+    picture = tmp_path / "reliability.png"
+    args = ["--chaos", "3", "--load-seconds", "0", "--shutdowns", "0", "--plot", str(picture)]
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.reliability", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"plot: {picture}" in out.stderr and "problems: 0" in out.stdout
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,12 +14,12 @@ from collector.app import create_app
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
 from collector.simulator import Fault, Simulator
+from tests.conftest import CHECK_KEY as KEY
 from tests.conftest import sim_config
 from tests.gcs import client
 from tests.helpers import make_settings
 from tests.webhook_receiver import WebhookReceiver
 
-KEY = "signing-key-for-tests-0123456789"
 NOW = (datetime.now(UTC) - timedelta(days=1)).replace(hour=12, minute=0, second=0, microsecond=0)
 
 
@@ -47,17 +47,6 @@ def rules_doc(*rules: dict, incomplete_after: int = 3) -> dict:
 
 def accepted(hook: WebhookReceiver) -> list[dict]:
     return [r for r in hook.received if 200 <= r["status"] < 300]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> FileStateStore:
-    return FileStateStore(tmp_path / "state.json")
-
-
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver(signing_key=KEY) as receiver:
-        yield receiver
 
 
 def test_many_rules_over_one_window_cost_one_export_query(sim: Simulator, store) -> None:
@@ -224,3 +213,18 @@ def test_the_cli_runs_the_same_check(sim: Simulator, tmp_path: Path) -> None:
     ]
     assert (tmp_path / "state.json").exists()
     assert SA_SECRET not in done.stdout + done.stderr
+
+
+def test_counts_and_thresholds_stay_whole_numbers(sim: Simulator, store, hook) -> None:
+    # Before: "value": 317.0 and "threshold": 0.0 in the answer, the state and the webhook.
+    doc = rules_doc({"name": "busy", "metric": "events", "window_minutes": 30, "above": 0})
+    app = app_for(sim, doc, store, NOW, hook.url)
+    response = app.test_client().get("/check")
+    [rule] = response.get_json()["rules"]
+    truth = sim.truth(NOW - timedelta(minutes=30), NOW).events
+    assert (rule["value"], rule["threshold"]) == (truth, 0)
+    assert f'"value":{truth},' in response.get_data(as_text=True).replace(" ", "")
+    [sent] = accepted(hook)
+    assert (sent["body"]["value"], sent["body"]["threshold"]) == (truth, 0)
+    assert isinstance(sent["body"]["value"], int) and isinstance(sent["body"]["threshold"], int)
+    assert store.load()[0]["rules"]["busy"]["last_value"] == truth

@@ -83,3 +83,87 @@ def test_secrets_never_show_in_repr() -> None:
 def test_log_format_follows_cloud_run() -> None:
     assert Settings.from_env(SA).log_format == "text"
     assert Settings.from_env({**SA, "K_SERVICE": "rt-mp-collector"}).log_format == "json"
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("EXPORT_DEADLINE_SECOND", "EXPORT_DEADLINE_SECONDS"),
+        ("MIXPANEL_REIGON", "MIXPANEL_REGION"),
+        ("STATE_STOR", "STATE_STORE"),
+        ("GUNICORN_WORKER", "GUNICORN_WORKERS"),
+    ],
+)
+def test_a_misspelt_setting_stops_start_up_naming_the_closest_one(typo: str, meant: str) -> None:
+    # Before, EXPORT_DEADLINE_SECOND=30 started the service with the 120 s default.
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({**SA, typo: "30"})
+    assert f"{typo} is not a setting of this service: did you mean {meant}?" in err.value.message
+
+
+def test_an_unknown_name_under_a_prefix_with_nothing_close_says_to_unset_it() -> None:
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({**SA, "NOTIFY_PIGEON": "yes"})
+    assert "NOTIFY_PIGEON is not a setting of this service: no setting has that name" in (
+        err.value.message
+    )
+
+
+def test_a_misspelt_secret_is_named_and_its_value_never_shown() -> None:
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({**SA, "MIXPANEL_SERVICE_ACCOUNT_SECRT": "hunter2-value"})
+    assert "did you mean MIXPANEL_SERVICE_ACCOUNT_SECRET?" in err.value.message
+    assert "hunter2-value" not in err.value.message
+
+
+def test_gunicorns_own_variables_and_other_prefixes_are_left_alone() -> None:
+    env = {
+        **SA,
+        "GUNICORN_CMD_ARGS": "--log-level debug",  # gunicorn reads it itself
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_HOST": "0.0.0.0",
+        "SLACK_WEBHOOK_URL": "https://hooks.example/x",  # not a prefix of the service
+        "K_SERVICE": "rt-mp-collector",
+        "HOME": "/root",
+    }
+    assert Settings.from_env(env).log_format == "json"
+
+
+def test_variables_the_rules_file_names_for_its_secrets_are_legitimate(tmp_path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "notifiers:\n"
+        "  ops: {type: webhook, url_env: NOTIFY_OPS_URL, signing_key_env: NOTIFY_OPS_KEY}\n"
+        "rules: []\n"
+    )
+    env = {
+        **SA,
+        "COLLECTOR_RULES": str(rules),
+        "STATE_STORE": f"file:{tmp_path / 'state.json'}",
+        "NOTIFY_OPS_URL": "https://ops.example/hook",
+        "NOTIFY_OPS_KEY": "k" * 32,
+    }
+    assert Settings.from_env(env).collector_rules == str(rules)
+    with pytest.raises(ConfigError, match="NOTIFY_OPS_URI is not a setting"):
+        Settings.from_env({**env, "NOTIFY_OPS_URI": "https://ops.example/hook"})
+
+
+def test_every_variable_name_the_code_spells_out_is_a_known_setting() -> None:
+    # A setting read anywhere but through Settings (os.environ["EXPORT_NEW"] in a module) would
+    # be refused at start-up as a typo: read it in collector/config.py, or list it in
+    # collector/env_names.py if gunicorn reads it.
+    import ast
+    import re
+
+    from collector.config import setting_names
+    from collector.env_names import GUNICORN_NAMES, PREFIXES
+    from tests.helpers import ROOT
+
+    name = re.compile("^(" + "|".join(PREFIXES) + ")[A-Z0-9_]*[A-Z0-9]$")
+    spelt = {
+        node.value
+        for path in [*(ROOT / "collector").rglob("*.py"), ROOT / "gunicorn.conf.py"]
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and name.match(node.value)
+    }
+    assert spelt and spelt <= setting_names() | GUNICORN_NAMES, spelt - setting_names()

@@ -25,11 +25,14 @@ import pytest
 import requests
 import yaml
 
+from collector import __version__
+from collector.config import setting_names
+from collector.env_names import GUNICORN_NAMES
 from collector.schedule.cli import DEADLINE_MARGIN
 from collector.simulator import Simulator
 from tests.conftest import past_window
 from tests.helpers import PROJECT_ID, SA_SECRET, SA_USER, free_port
-from tests.upload import uploaded
+from tests.upload import included, parse, uploaded
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -175,11 +178,13 @@ def test_timeout_concurrency_and_instances_agree_with_the_service_settings() -> 
 
 
 def test_every_deployed_variable_is_one_the_service_reads() -> None:
-    sources = (ROOT / "collector" / "config.py").read_text() + (
-        ROOT / "gunicorn.conf.py"
-    ).read_text()
-    for name in deployed_env(SUBSTITUTIONS):
-        assert f'"{name}"' in sources or f"'{name}'" in sources, name
+    known = setting_names() | GUNICORN_NAMES
+    assert set(deployed_env(SUBSTITUTIONS)) <= known
+    # ... and every one gunicorn's configuration is said to read, it reads (its own
+    # GUNICORN_CMD_ARGS is gunicorn's business).
+    source = (ROOT / "collector" / "gunicorn_config.py").read_text()
+    for name in GUNICORN_NAMES - {"GUNICORN_CMD_ARGS"}:
+        assert f'"{name}"' in source, name
 
 
 # -- the ignore files -----------------------------------------------------------------------------
@@ -220,6 +225,12 @@ LEFT_OUT_OF_BOTH = [
     "docs/benchmarks.md",
     "collector/__pycache__/app.cpython-311.pyc",
     ".pytest_cache/README.md",
+    # A local run's state and lock (STATE_STORE=file:$PWD/collector-state.json): before, the
+    # build uploaded them.
+    "collector-state.json",
+    "collector-state.json.lock",
+    "test-artifacts/status.png",
+    "build/lib/collector/app.py",
 ]
 NEEDED_BY_THE_TEST_STEP = [
     "tests/test_container.py",
@@ -247,6 +258,24 @@ NEEDED_BY_THE_IMAGE = [
 def test_caches_environments_history_and_docs_are_never_uploaded_nor_in_the_image(path) -> None:
     assert not uploaded(ROOT, path)
     assert ignored(path)
+
+
+@pytest.mark.skipif(not (ROOT / ".gitignore").exists(), reason="a checkout's file, not uploaded")
+@pytest.mark.parametrize(
+    "path",
+    [
+        "collector-state.json",
+        "collector-state.json.lock",  # before, `git status` showed it after a local run
+        "test-artifacts/status.png",
+        "build/lib/collector/app.py",
+        "rt_mp_collector.egg-info/PKG-INFO",
+    ],
+)
+def test_what_local_runs_builds_and_tests_leave_behind_is_git_ignored(path: str) -> None:
+    patterns = parse((ROOT / ".gitignore").read_text())
+    parts = path.split("/")
+    kept = [included(patterns, "/".join(parts[:i]), True) for i in range(1, len(parts))]
+    assert not (all(kept) and included(patterns, path, False))
 
 
 @pytest.mark.parametrize("path", NEEDED_BY_THE_TEST_STEP + NEEDED_BY_THE_IMAGE)
@@ -308,7 +337,11 @@ def test_the_container_command_serves_and_stops_on_sigterm(sim: Simulator, tmp_p
         else:
             pytest.fail("the container command did not serve: " + err.read_text()[-2000:])
         assert health.status_code == 200
-        assert health.json() == {"status": "ok", "queries_left_this_hour": 60}
+        assert health.json() == {
+            "status": "ok",
+            "version": __version__,
+            "queries_left_this_hour": 60,
+        }
 
         window = past_window()
         query = urlencode({"from": window.start.isoformat(), "to": window.end.isoformat()})

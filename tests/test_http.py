@@ -151,3 +151,32 @@ def test_head_spends_no_export_query(client) -> None:
     assert http.head(f"/events?{WINDOW}").status_code == 405
     assert http.head("/healthz").status_code == 200
     assert len(upstream.calls) == 0
+
+
+def test_the_404_hint_lists_every_endpoint(client) -> None:
+    http, _ = client
+    body = http.get("/distinct-user?minutes=15").get_json()
+    assert body == {
+        "error": "404 Not Found",
+        "code": "http_error",
+        "hint": "endpoints: /distinct-users, /events, /active-users, /check, /rules, /status, "
+        "/healthz",
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "hint"),
+    [
+        ("POST", "/healthz", "use GET for /healthz"),  # it said "use GET or POST"
+        ("DELETE", "/events", "use GET or POST for /events"),
+        ("PUT", "/check", "use GET or POST for /check"),
+        ("HEAD", "/distinct-users", "use GET or POST for /distinct-users"),
+    ],
+)
+def test_the_405_hint_names_the_methods_of_that_path(client, method, path, hint) -> None:
+    http, upstream = client
+    r = http.open(path, method=method)
+    assert r.status_code == 405
+    if method != "HEAD":  # a HEAD answer has no body to read
+        assert r.get_json()["hint"] == hint
+    assert len(upstream.calls) == 0

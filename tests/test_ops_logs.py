@@ -80,11 +80,18 @@ def entries(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> list[di
         assert one_query.test_client().get(f"/events?{span}").json["code"] == "budget_exhausted"
         rules = parse_rules(
             {
+                "notifiers": {"log": {"type": "log"}},
                 "rules": [
-                    {"name": "busy", "metric": "events", "window_minutes": 30, "above": 1},
+                    {
+                        "name": "busy",
+                        "metric": "events",
+                        "window_minutes": 30,
+                        "above": 1,
+                        "notify": ["log"],
+                    },
                     {"name": "quiet", "metric": "distinct_users", "window_minutes": 30, "below": 1},
                     {"name": "dropped", "metric": "events", "window_minutes": 30, "drop_pct": 50},
-                ]
+                ],
             },
             {},
         )

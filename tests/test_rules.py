@@ -16,23 +16,39 @@ ENV = {
 }
 
 
-def test_the_example_file_loads() -> None:
-    rules = load_rules(ROOT / "rules.example.yaml", ENV)
+def test_the_example_file_loads_with_no_secret_set() -> None:
+    # Before, it needed SLACK_WEBHOOK_URL, OPS_WEBHOOK_URL and OPS_WEBHOOK_KEY to load at all.
+    rules = load_rules(ROOT / "rules.example.yaml", {})
     assert [r.name for r in rules.rules] == ["signups-low", "purchases-dropped", "users-spike"]
     drop = rules.rules[1]
     assert (drop.condition, drop.threshold, drop.for_runs, drop.notify) == (
         "drop_pct",
-        50.0,
+        50,
         2,
-        ("slack", "ops-webhook"),
+        ("log",),
     )
     assert rules.rules[0].lag_minutes == 5 and rules.rules[2].repeat_minutes == 30
-    assert set(rules.notifiers) == {"slack", "ops-webhook"}
+    assert {name: n.type for name, n in rules.notifiers.items()} == {"log": "log"}
+    assert rules.secrets() == []
+
+
+def test_the_commented_notifiers_of_the_example_load_once_their_secrets_are_set() -> None:
+    rules = parse_rules(base(), ENV)
+    assert set(rules.notifiers) == {"log", "slack", "ops-webhook"}
     assert "hooks.example" not in repr(rules)  # webhook URLs are secrets
 
 
 def base() -> dict:
-    return yaml.safe_load((ROOT / "rules.example.yaml").read_text())
+    """The example file with its commented Slack and webhook notifiers switched on."""
+    doc = yaml.safe_load((ROOT / "rules.example.yaml").read_text())
+    doc["notifiers"]["slack"] = {"type": "slack", "url_env": "SLACK_WEBHOOK_URL"}
+    doc["notifiers"]["ops-webhook"] = {
+        "type": "webhook",
+        "url_env": "OPS_WEBHOOK_URL",
+        "signing_key_env": "OPS_WEBHOOK_KEY",
+    }
+    doc["rules"][1]["notify"] = ["slack", "ops-webhook"]
+    return doc
 
 
 @pytest.mark.parametrize(
@@ -62,6 +78,11 @@ def base() -> dict:
         (lambda d: d["rules"][2].update(metric="active_users", events=["x"]), "remove 'events'"),
         (lambda d: d.update(rules=[]), "non-empty list"),
         (lambda d: d["notifiers"]["slack"].update(type="email"), "notifier 'slack': field 'type'"),
+        (
+            lambda d: d["notifiers"]["log"].update(url_env="X"),
+            "notifier 'log': unknown field 'url_env' (a log notifier writes a log entry",
+        ),
+        (lambda d: d["notifiers"]["log"].update(type=["log"]), "notifier 'log': field 'type'"),
     ],
 )
 def test_a_bad_rule_names_the_rule_and_field(mutate, fragment) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -242,27 +243,23 @@ def test_listing_reads_every_page(api, client) -> None:
 # -- budget ---------------------------------------------------------------------------------------
 
 
-def test_a_plan_over_the_query_budget_is_refused_with_exit_2_and_no_write(api, client) -> None:
-    listing(api)
-
+def test_a_plan_over_the_query_budget_is_refused_with_exit_2_and_no_request(api, client) -> None:
     code, out, err = run(client, "--job", "every-minute=/events?minutes=1@* * * * *")
 
     assert code == 2
-    assert sent(api) == [LIST]
-    assert "create     rt-mp-every-minute" in out
+    assert sent(api) == []  # refused before Scheduler is asked anything
     assert "rt-mp-every-minute: 62 runs x (1 + 0 retries) x 4 queries = 248" in out
     assert err.startswith("error: refused: this schedule can spend 248 Export queries in one hour")
     assert "Nothing was changed." in err
 
 
 def test_retries_multiply_the_worst_case(api, client) -> None:
-    listing(api)
     daily = "daily=/active-users@10 0 * * *"
 
     code, out, err = run(client, "--job", USERS, "--job", EVENTS, "--job", daily, "--retries=1")
 
     # A run spans 2 x 120 s + 600 s of backoff = 14 min; */15 still puts 5 runs in an hour.
-    assert (code, sent(api)) == (2, [LIST])
+    assert (code, sent(api)) == (2, [])
     assert "rt-mp-users-15m: 5 runs x (1 + 1 retries) x 4 queries = 40" in out
     assert "rt-mp-events-hourly: 2 runs x (1 + 1 retries) x 4 queries = 16" in out
     assert "rt-mp-daily: 1 runs x (1 + 1 retries) x 4 queries = 8" in out
@@ -408,6 +405,21 @@ def test_an_unknown_location_names_the_flags_to_check(api, client) -> None:
         (["--job", "bad=/events@61 * * * *"], "61 in '61' is outside 0-59"),
         (["--job", "users-15m=/events"], "expected NAME=PATH?QUERY@CRON"),
         (["--job", USERS, "--job", USERS], "'users-15m' is declared twice"),
+        # Job targets, checked by the service's own parser: before, planned as written.
+        (
+            ["--job", "u=/distinct-user?minute=15@*/15 * * * *"],
+            "job 'u': /distinct-user?minute=15: the service has no endpoint /distinct-user "
+            "(it would answer 404); jobs can call /distinct-users, /events, /active-users, /check",
+        ),
+        (
+            ["--job", "u=/distinct-users?minute=15@*/15 * * * *"],
+            "job 'u': /distinct-users?minute=15: the service would refuse it (400): unknown "
+            "parameter(s): 'minute'; allowed: event, from, lag, minutes, to",
+        ),
+        (["--job", "e=/events?minutes=20000@0 * * * *"], "minutes=20000 is out of range"),
+        (["--job", "d=/active-users?date=yesterday@0 1 * * *"], "date='yesterday' is not a date"),
+        (["--job", "c=/check?dry_run=1@*/15 * * * *"], "a scheduled dry run would spend"),
+        (["--job", "c=/check?rules=a@*/15 * * * *"], "allowed: dry_run, rule"),
     ],
 )
 def test_bad_arguments_exit_2_before_any_request(api, client, args, message) -> None:
@@ -538,3 +550,66 @@ def test_the_rules_file_declares_the_check_job() -> None:
     assert load_jobs_file(example, optional=True) == [
         JobSpec(name="check", path="/check", schedule="*/15 * * * *")
     ]
+
+
+def test_a_window_the_service_allows_with_its_max_window_days_is_accepted(api, client) -> None:
+    listing(api)
+    job = "w=/events?minutes=20000@0 0 * * *"
+    code, out, _ = run(client, "--job", job, "--max-window-days=14", "--dry-run")
+    assert code == 0 and "create     rt-mp-w" in out
+    assert run(client, "--job", "c=/check?rule=signups-low@*/15 * * * *", "--dry-run")[0] == 0
+
+
+def offline(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real command with no Google credentials at all (nowhere to find any)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GOOGLE_", "CLOUDSDK_")) and k not in ("HOME",)
+    }
+    home = ROOT / ".pytest-no-home"  # never created: no ~/.config/gcloud
+    return subprocess.run(
+        [sys.executable, "-m", "collector.schedule", *TARGET_ARGS, *args],
+        cwd=ROOT,
+        env={**env, "HOME": str(home), "CLOUDSDK_CONFIG": str(home), "NO_GCE_CHECK": "True"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_dry_run_plans_and_checks_the_budget_without_credentials() -> None:
+    # Before, it answered with the credentials error and printed no plan at all.
+    done = offline("--job", USERS, "--job", EVENTS, "--dry-run")
+    assert (done.returncode, done.stderr) == (0, "")
+    lines = done.stdout.splitlines()
+    assert lines[:3] == [
+        "plan for projects/p/locations/l (jobs with prefix 'rt-mp-'), declared jobs only:",
+        f"  declared   rt-mp-users-15m  GET {SERVICE}/distinct-users?minutes=15"
+        " at '*/15 * * * *' Etc/UTC",
+        f"  declared   rt-mp-events-hourly  GET {SERVICE}/events?minutes=60&lag=5"
+        " at '5 * * * *' Etc/UTC",
+    ]
+    assert lines[3].startswith(
+        "  existing jobs were not compared (no Google credentials): with Application Default "
+        "Credentials (gcloud auth application-default login) the plan also says"
+    )
+    assert lines[4:] == [
+        "Export queries in the worst rolling hour: 28 of 60 (one run can query for up to 2 min)",
+        "  rt-mp-users-15m: 5 runs x (1 + 0 retries) x 4 queries = 20",
+        "  rt-mp-events-hourly: 2 runs x (1 + 0 retries) x 4 queries = 8",
+        "dry run: nothing changed",
+    ]
+
+
+def test_without_credentials_a_budget_refusal_comes_first_and_applying_says_what_is_missing() -> (
+    None
+):
+    done = offline("--job", "every-minute=/events?minutes=1@* * * * *", "--dry-run")
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: refused: this schedule can spend 248 Export queries")
+    assert "credentials" not in done.stdout + done.stderr
+    done = offline("--job", USERS)  # not a dry run: it must list and write, so it cannot
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("error: no Google credentials:")
+    assert "gcloud auth application-default login" in done.stderr

@@ -1,6 +1,7 @@
 """Reliability under faults, load and shutdown: the figures of docs/reliability.md.
 
     python -m bench.reliability [--chaos N] [--load-seconds S] [--shutdowns N] [--seed N]
+                                [--plot docs/reliability.png]
 
 Each run works against the embedded simulator on loopback (127.0.0.1 only):
 
@@ -13,6 +14,9 @@ Each run works against the embedded simulator on loopback (127.0.0.1 only):
   restarts, worker RSS drift, and every log line and body scanned for the configured secrets.
 - shutdown: SIGTERM to gunicorn with slow reads in flight: how long until each request answers
   and until the process exits (Cloud Run kills it 10 s after SIGTERM).
+
+It prints the figures as Markdown tables and draws them as one PNG (`--plot`, matplotlib from
+requirements-dev.txt).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from bench.reliability.plot import plot
 from collector.simulator import Simulator
 from tests.reliability.chaos import ChaosFigures, run_chaos
 from tests.reliability.common import small_sim_config
@@ -112,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shutdowns", type=int, default=5, help="SIGTERM runs (5)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--plot",
+        type=Path,
+        default=Path("docs/reliability.png"),
+        help="where to draw the figures as a PNG (docs/reliability.png)",
+    )
+    parser.add_argument(
         "--hourly-budget",
         action="store_true",
         help="load main:app as shipped, 60 queries/hour per worker (default: no hourly budget)",
@@ -122,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     problems = 0
     logs = Path(tempfile.mkdtemp(prefix="reliability-"))
     print(f"logs: {logs}", file=sys.stderr)
+    chaos, load, runs = None, None, []
     if args.chaos:
         chaos = run_chaos(args.chaos, args.seed)
         print_chaos(chaos, args.seed)
@@ -148,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         if runs:
             print_shutdowns(runs)
             problems += sum(len(shutdown_problems(f)) for f in runs)
+    print(f"plot: {plot(args.plot, chaos, load, runs)}", file=sys.stderr)
     print(f"\nproblems: {problems}")
     return 1 if problems else 0
 

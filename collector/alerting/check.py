@@ -30,6 +30,7 @@ from collector.alerting.decide import (
     transition,
 )
 from collector.alerting.deliver import Deliverer, Delivery
+from collector.alerting.dry_run import preview
 from collector.alerting.notify import Notification, Notifier
 from collector.alerting.plan import (
     QueryGroup,
@@ -37,7 +38,7 @@ from collector.alerting.plan import (
     plan_queries,
     rule_windows,
 )
-from collector.alerting.preflight import preflight, unavailable
+from collector.alerting.preflight import preflight, read_state, unavailable
 from collector.alerting.rules import RuleSet
 from collector.alerting.state import validate
 from collector.alerting.store import StateStore, StoreError, update
@@ -78,15 +79,31 @@ class Checker:
         self.notifiers = notifiers
         self.now = now
 
-    def run(self, names: list[str]) -> dict[str, Any]:
+    def run(self, names: list[str], *, dry_run: bool = False) -> dict[str, Any]:
+        """Evaluate, record, notify. A dry run evaluates the same way against the stored state
+        and says what it would record and send, but saves nothing and sends nothing."""
         now = self.now()
         selected = self.rules.named(names)
-        preflight(self.store)
+        if dry_run:
+            # Only read: a dry run writes nothing, not even the preflight's unchanged copy.
+            doc = read_state(self.store, "a dry run spent no Export query and changed nothing")
+        else:
+            preflight(self.store)  # read, used and written back before any query is spent
         groups = plan_queries(
             [rule_windows(r, now) for r in selected], self.settings.max_window_days
         )
         outcomes, exports = self._observe(groups)
         run = uuid.uuid4().hex[:12]
+        if dry_run:
+            owed, claimed, held = self._record(doc, outcomes, now, run)  # on a copy: not saved
+            return preview(
+                [self._describe(o, owed, Delivery(0)) for o in outcomes],
+                claimed,
+                held,
+                checked_at=iso(now),
+                export=exports,
+                store=self.store.describe(),
+            )
         try:
             owed, claimed, held = update(
                 self.store, lambda doc: self._record(doc, outcomes, now, run)
@@ -160,10 +177,11 @@ class Checker:
                     obs = Observation(None, False, error=error)
                 else:
                     prev = slots.get((rw.rule.name, "previous"))
+                    # Counts stay whole numbers: the answer says 317, not 317.0.
                     obs = Observation(
-                        float(slots[(rw.rule.name, "current")].value()),
+                        slots[(rw.rule.name, "current")].value(),
                         report.complete,
-                        float(prev.value()) if prev else None,
+                        prev.value() if prev else None,
                         report.complete,
                     )
                 outcomes.append(_Outcome(rw, obs, evaluate(rw.rule, obs), index))
@@ -186,10 +204,15 @@ class Checker:
                 for target in rule.notify:
                     pending.append(self._notification(o, kind, target, now).as_dict())
             new = replace(new, pending=tuple(pending))
+            before = states.get(rule.name, {})
+            # When the rule entered the state it is in (None: an older document did not say).
+            same = before.get("last_state") == o.ev.state
+            since = before.get("state_since") if same else iso(now)
             states[rule.name] = {
-                **states.get(rule.name, {}),  # fields of a later version are kept
+                **before,  # fields of a later version are kept
                 **new.as_dict(),
                 "last_state": o.ev.state,
+                "state_since": since,
                 "last_value": o.obs.value,
                 "last_complete": o.obs.complete,
                 "checked_at": iso(now),

@@ -1,4 +1,5 @@
-"""Sending alert notifications: a Slack incoming webhook, or a signed generic JSON webhook.
+"""Sending alert notifications: a Slack incoming webhook, a signed generic JSON webhook, or a
+structured log entry (`log`: Cloud Logging alerts on it, and it needs no secret).
 
 A notifier sends one notification or raises `NotifyError`; it never retries beyond honouring one
 short Slack `Retry-After`, because a failed notification stays pending in the rule state and the
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, asdict, dataclass, fields
@@ -25,6 +27,7 @@ from urllib.parse import urlparse
 import requests
 import urllib3
 
+from collector.alerting.message import notification_text, slack_message
 from collector.config import Secret
 from collector.errors import NotifyError
 from collector.export.deadline import Deadline
@@ -32,15 +35,8 @@ from collector.export.transport import new_session, watchdog
 from collector.logs import redact
 from collector.shutdown import draining, pause
 
-KIND_LABELS = {
-    "firing": "FIRING",
-    "reminder": "Reminder",
-    "resolved": "Resolved",
-    "data_incomplete": "Data incomplete",
-}
-KIND_ICONS = {"firing": "🔴", "reminder": "🔁", "resolved": "✅", "data_incomplete": "⚠️"}
-PARTIAL = "lower bound (partial export)"
 USER_AGENT = "rt-mp-collector"
+LOG_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.CRITICAL}
 SNIPPET_BYTES = 2048  # of an error answer's body, for the message; the rest is not read
 
 
@@ -75,18 +71,26 @@ class Notification:
         if missing:
             raise ValueError(f"notification is missing {', '.join(missing)}")
         values = {k: v for k, v in d.items() if k in known}
-        values["threshold"] = float(values["threshold"])
+        values["threshold"] = _numeric(values["threshold"], "threshold")
         if values["value"] is not None:
-            values["value"] = float(values["value"])
+            values["value"] = _numeric(values["value"], "value")
         values["complete"] = bool(values["complete"])
         return cls(**values)
+
+
+def _numeric(value: Any, name: str) -> int | float:
+    """A number as stored: a whole number stays one (a count of 317 is not 317.0)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        number = float(value)  # a numeric string from an older document; else ValueError
+        return int(number) if number.is_integer() else number
+    return value
 
 
 @dataclass(frozen=True)
 class NotifierConfig:
     name: str
     type: str
-    url: Secret
+    url: Secret | None = None  # none for `log`
     signing_key: Secret | None = None
 
 
@@ -144,6 +148,8 @@ class _Poster:
     def __init__(self, config: NotifierConfig, kind: str, timeout: float) -> None:
         if config.type != kind:
             raise ValueError(f"notifier '{config.name}' has type '{config.type}', not '{kind}'")
+        if config.url is None:
+            raise ValueError(f"notifier '{config.name}' needs a URL (url_env)")
         url = config.url.reveal()
         parsed = urlparse(url)
         if parsed.scheme not in {"http", "https"} or not parsed.netloc:
@@ -317,13 +323,40 @@ class WebhookNotifier:
             raise err
 
 
+class LogNotifier:
+    """One structured log entry per notification, on the `collector.notify` logger.
+
+    Its level follows the rule's severity (a resolution is INFO), and its fields are the
+    notification's with `notification: true`, so a log-based metric or alert can select
+    them (`jsonPayload.notification=true AND jsonPayload.kind="firing"`). Writing a log line
+    cannot fail the way a webhook can: a notification is delivered once it is written.
+    """
+
+    def __init__(self, config: NotifierConfig, **_: Any) -> None:
+        self.name = config.name
+        self._log = logging.getLogger("collector.notify")
+
+    def __repr__(self) -> str:
+        return f"LogNotifier(name={self.name!r})"
+
+    def send(self, n: Notification, timeout: float | None = None) -> None:
+        level = logging.INFO if n.kind == "resolved" else LOG_LEVELS.get(n.severity, 30)
+        fields = {"notification": True, **n.as_dict()}
+        # `severity` is Cloud Logging's own field (the entry's level), as in rule evaluations.
+        fields["rule_severity"] = fields.pop("severity")
+        self._log.log(level, "%s", notification_text(n), extra={"json_fields": fields})
+
+
 def build_notifier(config: NotifierConfig, **kwargs: Any) -> Notifier:
     """The notifier for a config; keyword arguments go to its constructor."""
-    if config.type == "slack":
-        return SlackNotifier(config, **kwargs)
-    if config.type == "webhook":
-        return WebhookNotifier(config, **kwargs)
-    raise ValueError(f"notifier '{config.name}' has unknown type '{config.type}'")
+    kinds: dict[str, Any] = {
+        "slack": SlackNotifier,
+        "webhook": WebhookNotifier,
+        "log": LogNotifier,
+    }
+    if config.type not in kinds:
+        raise ValueError(f"notifier '{config.name}' has unknown type '{config.type}'")
+    return kinds[config.type](config, **kwargs)  # type: ignore[no-any-return]
 
 
 def _retry_after(resp: Answer) -> float | None:
@@ -332,94 +365,3 @@ def _retry_after(resp: Answer) -> float | None:
         return max(0.0, float(raw))
     except ValueError:
         return None  # absent, or an HTTP date: treated as "too long to wait here"
-
-
-# -- the Slack message -------------------------------------------------------------------------
-
-
-def slack_message(n: Notification) -> dict[str, Any]:
-    """The Slack payload: Block Kit `blocks`, and `text` for notifications and old clients."""
-    label = KIND_LABELS.get(n.kind, n.kind)
-    icon = KIND_ICONS.get(n.kind, "")
-    value = describe_value(n)
-    threshold = describe_threshold(n)
-    window = f"{n.window_from} → {n.window_to}"
-    data = "complete" if n.complete else PARTIAL
-    blocks: list[dict[str, Any]] = [
-        {
-            "type": "header",
-            "text": {"type": "plain_text", "text": _cut(f"{icon} {label}: {n.rule}".strip(), 150)},
-        }
-    ]
-    if n.detail:
-        blocks.append({"type": "section", "text": _mrkdwn(_escape(n.detail), 3000)})
-    facts = [
-        ("Severity", n.severity),
-        ("State", n.state),
-        ("Metric", n.metric),
-        ("Value", value),
-        ("Threshold", threshold),
-        ("Data", data),
-        ("Window (UTC)", window),
-    ]
-    blocks.append(
-        {
-            "type": "section",
-            "fields": [_mrkdwn(f"*{name}:*\n{_escape(text)}", 2000) for name, text in facts],
-        }
-    )
-    context = [f"Rule `{_escape(n.rule)}` · notification `{_escape(n.id)}`"]
-    if n.logs_url:
-        context.insert(0, f"<{_link(n.logs_url)}|View logs>")
-    blocks.append({"type": "context", "elements": [_mrkdwn(" · ".join(context), 2000)]})
-
-    text = (
-        f"[{label}] {n.rule} ({n.severity}, {n.state}): {n.metric} {value}, threshold {threshold}; "
-        f"window {window}; data {data}"
-    )
-    if n.detail:
-        text += f". {n.detail}"
-    text = _escape(text)
-    if n.logs_url:
-        text += f" Logs: <{_link(n.logs_url)}|View logs>"
-    return {"text": _cut(text, 3000), "blocks": blocks}
-
-
-def describe_value(n: Notification) -> str:
-    if n.value is None:
-        return "no value"
-    shown = _number(n.value)
-    return shown if n.complete else f"{shown} ({PARTIAL})"
-
-
-def describe_threshold(n: Notification) -> str:
-    t = _number(n.threshold)
-    return {
-        "above": f"above {t}",
-        "below": f"below {t}",
-        "drop_pct": f"drop of {t}%",
-        "rise_pct": f"rise of {t}%",
-    }.get(n.condition, f"{n.condition} {t}")
-
-
-def _number(x: float) -> str:
-    if float(x).is_integer() and abs(x) < 1e15:
-        return f"{int(x):,}"
-    return f"{x:,.6g}"
-
-
-def _mrkdwn(text: str, limit: int) -> dict[str, str]:
-    return {"type": "mrkdwn", "text": _cut(text, limit)}
-
-
-def _escape(text: str) -> str:
-    # Slack's mrkdwn gives &, < and > meaning; everything else is shown as written.
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _link(url: str) -> str:
-    return _escape(url).replace("|", "%7C")
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -33,6 +33,18 @@ def preflight(store: StateStore) -> None:
         ) from None
 
 
+def read_state(store: StateStore, outcome: str) -> dict[str, Any]:
+    """The stored state, read and checked as a run checks it, and not written (a dry run,
+    GET /rules); StateStoreUnavailable saying `outcome` if it cannot be read or used."""
+    where = store.describe()
+    try:
+        doc, _ = store.load()
+        validate(doc, where)
+    except StoreError as exc:
+        raise unavailable(store, exc, outcome, queries=0) from None
+    return doc
+
+
 def unavailable(
     store: StateStore,
     exc: StoreError,

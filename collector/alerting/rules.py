@@ -1,9 +1,10 @@
 """The rules file: YAML, validated whole at start-up; a bad file never half-loads.
 
     notifiers:
+      log: {type: log}
       slack: {type: slack, url_env: SLACK_WEBHOOK_URL}
       ops: {type: webhook, url_env: OPS_WEBHOOK_URL, signing_key_env: OPS_WEBHOOK_KEY}
-    defaults: {lag_minutes: 5, for_runs: 1, repeat_minutes: 60, notify: [slack]}
+    defaults: {lag_minutes: 5, for_runs: 1, repeat_minutes: 60, notify: [log]}
     incomplete_after_runs: 3
     rules:
       - name: signups-low
@@ -46,6 +47,12 @@ RULE_FIELDS = {
     "repeat_minutes",
     "notify",
     *CONDITIONS,
+}
+# Each notifier type and the fields it takes: `log` needs no secret.
+NOTIFIER_FIELDS = {
+    "log": {"type"},
+    "slack": {"type", "url_env"},
+    "webhook": {"type", "url_env", "signing_key_env"},
 }
 DEFAULT_FIELDS = {
     "lag_minutes",
@@ -170,11 +177,14 @@ def _notifiers(raw: Any, env: Mapping[str, str], problems: _Problems) -> dict[st
         if not isinstance(spec, dict):
             problems.add(where, "must be a mapping")
             continue
-        for key in sorted(set(spec) - {"type", "url_env", "signing_key_env"}):
-            problems.add(where, f"unknown field '{key}'")
-        kind = spec.get("type")
-        if kind not in ("slack", "webhook"):
-            problems.add(where, "field 'type' must be 'slack' or 'webhook'")
+        kind = spec.get("type") if isinstance(spec.get("type"), str) else None
+        for key in sorted(set(spec) - NOTIFIER_FIELDS.get(kind or "", {"type"})):
+            problems.add(where, f"unknown field '{key}'" + _log_hint(kind, key))
+        if kind not in NOTIFIER_FIELDS:
+            problems.add(where, f"field 'type' must be one of {', '.join(NOTIFIER_FIELDS)}")
+            continue
+        if kind == "log":  # a structured log entry: nothing to reach, no secret
+            out[str(name)] = NotifierConfig(str(name), kind)
             continue
         url = _secret_from(spec.get("url_env"), env, where, "url_env", problems)
         key = None
@@ -183,6 +193,12 @@ def _notifiers(raw: Any, env: Mapping[str, str], problems: _Problems) -> dict[st
         if url is not None and (kind == "slack" or key is not None):
             out[str(name)] = NotifierConfig(str(name), kind, url, key)
     return out
+
+
+def _log_hint(kind: Any, key: str) -> str:
+    if kind == "log" and key in ("url_env", "signing_key_env"):
+        return " (a log notifier writes a log entry: it has no URL or key)"
+    return ""
 
 
 def _secret_from(
@@ -272,7 +288,7 @@ def _rule(
         name=name,
         metric=str(metric),
         condition=condition,
-        threshold=float(threshold),
+        threshold=threshold,  # as written: 10 stays 10, 2.5 stays 2.5
         window_minutes=ints["window_minutes"],
         lag_minutes=ints["lag_minutes"],
         events=tuple(dict.fromkeys(events)),

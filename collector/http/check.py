@@ -1,4 +1,5 @@
-"""`/check`: evaluate the alert rules (all, or those named in `rule=`) in one export pass."""
+"""`/check`: evaluate the alert rules (all, or those named in `rule=`) in one export pass;
+`dry_run=1` evaluates them and shows what would be notified, saving and sending nothing."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
-from collector.errors import BadRequest, CollectorError, NotConfigured
+from collector.errors import CollectorError, NotConfigured
 from collector.http.errors import error_answer
-from collector.http.params import request_params
+from collector.http.params import check_request, request_params
 
 log = logging.getLogger("collector.http")
 bp = Blueprint("check", __name__)
@@ -27,11 +28,8 @@ def check() -> Any:
                 "file (see rules.example.yaml)"
             )
         # Query string and JSON body (chunked or not), read as the metric routes read them.
-        params = request_params()
-        unknown = sorted(set(params) - {"rule"})
-        if unknown:
-            raise BadRequest(f"unknown parameter(s): {', '.join(unknown)}; allowed: rule")
-        body, status = rt.checker.run(params.get("rule", [])), 200
+        asked = check_request(request_params())
+        body, status = rt.checker.run(asked.rules, dry_run=asked.dry_run), 200
     except CollectorError as exc:
         body, status = error_answer(exc)
     _summary(body, status, time.monotonic() - started)
@@ -50,6 +48,8 @@ def _summary(body: dict[str, Any], status: int, seconds: float) -> None:
         "queries": body.get("queries"),
         "states": {s: states.count(s) for s in set(states)},
     }
+    if body.get("dry_run"):
+        fields["dry_run"] = True
     if "notifications" in body:
         fields["notifications"] = body["notifications"]
     if status != 200:

@@ -4,6 +4,7 @@ MetricRequest."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,8 @@ MAX_EVENT_NAME_CHARS = 255
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # Mixpanel's `time` is epoch seconds: nothing before
 WINDOW_PARAMS = frozenset({"from", "to", "minutes", "lag", "event"})
 DATE_PARAMS = frozenset({"date"})
+CHECK_PARAMS = frozenset({"rule", "dry_run"})
+TRUE, FALSE = frozenset({"", "1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
 
 
 def request_params() -> dict[str, list[str]]:
@@ -184,3 +187,21 @@ def date_request(params: dict[str, list[str]], now: datetime) -> MetricRequest:
     if end <= start:
         raise BadRequest("the day has only just begun: nothing to count yet")
     return MetricRequest("active_users", Window(start, end))
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """What a /check asks for: some rules (none: all), and whether it is only a dry run."""
+
+    rules: list[str]
+    dry_run: bool = False
+
+
+def check_request(params: dict[str, list[str]]) -> CheckRequest:
+    _check_known(params, CHECK_PARAMS)
+    raw = _single(params, "dry_run")
+    if raw is None or raw.strip().lower() in FALSE:
+        return CheckRequest(params.get("rule", []))
+    if raw.strip().lower() in TRUE:  # `?dry_run` alone counts as asking for it
+        return CheckRequest(params.get("rule", []), dry_run=True)
+    raise BadRequest(f"dry_run={raw[:20]!r} is not a boolean: use dry_run=1 or dry_run=0")

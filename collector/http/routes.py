@@ -15,6 +15,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.utils import cached_property
 
+from collector import __version__
 from collector.errors import CollectorError
 from collector.http.errors import error_answer
 from collector.http.params import date_request, request_params, window_request
@@ -97,7 +98,8 @@ def active_users() -> Any:
 @bp.route("/healthz", methods=["GET"])
 def healthz() -> Any:
     # Liveness only: never spends an Export query.
-    return jsonify({"status": "ok", "queries_left_this_hour": _runtime().budget.remaining()})
+    left = _runtime().budget.remaining()
+    return jsonify({"status": "ok", "version": __version__, "queries_left_this_hour": left})
 
 
 class _BoundedJSON(DefaultJSONProvider):
@@ -157,14 +159,25 @@ class _Request(Request):
         )
 
 
+ENDPOINTS = "/distinct-users, /events, /active-users, /check, /rules, /status, /healthz"
+FREE_HEAD = frozenset({"/healthz", "/rules", "/status"})  # they spend no Export query
+
+
 @bp.before_app_request
 def _no_head() -> Any:
     # Flask answers HEAD with the GET view, which would spend an Export query for no body.
-    if request.method == "HEAD" and request.path != "/healthz":
+    if request.method == "HEAD" and request.url_rule and request.path not in FREE_HEAD:
         return jsonify(
-            {"error": "405 Method Not Allowed", "code": "http_error", "hint": "use GET or POST"}
+            {"error": "405 Method Not Allowed", "code": "http_error", "hint": _methods_hint()}
         ), 405
     return None
+
+
+def _methods_hint(methods: Any = None) -> str:
+    """'use GET' or 'use GET or POST': what this path answers, in the caller's terms."""
+    allowed = methods or (request.url_rule.methods if request.url_rule else ())
+    shown = [m for m in ("GET", "POST") if m in allowed] or sorted(allowed)
+    return f"use {' or '.join(shown)} for {request.path[:100]}"
 
 
 def register_errors(app: Flask) -> None:
@@ -178,15 +191,13 @@ def register_errors(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
         hints = {
-            404: "endpoints: /distinct-users, /events, /active-users, /healthz",
-            405: "use GET or POST",
+            404: f"endpoints: {ENDPOINTS}",
             413: "the request body is too large; send a small JSON object",
         }
-        body = {
-            "error": f"{exc.code} {exc.name}",
-            "code": "http_error",
-            "hint": hints.get(exc.code or 0, exc.description),
-        }
+        hint = hints.get(exc.code or 0, exc.description)
+        if exc.code == 405:
+            hint = _methods_hint(getattr(exc, "valid_methods", None))
+        body = {"error": f"{exc.code} {exc.name}", "code": "http_error", "hint": hint}
         return jsonify(body), exc.code
 
     @app.errorhandler(Exception)

@@ -7,7 +7,7 @@ import os
 import re
 import sys
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import TextIO
@@ -17,10 +17,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from google.cloud import scheduler_v1
 
 from collector.config import Settings
-from collector.schedule.budget import EXPORT_QUERIES_PER_HOUR, run_spread_seconds, worst_hour
+from collector.schedule.budget import (
+    EXPORT_QUERIES_PER_HOUR,
+    Budget,
+    run_spread_seconds,
+    worst_hour,
+)
 from collector.schedule.jobs import JobSpec, JobSpecError, check_unique, load_jobs_file, parse_job
-from collector.schedule.plan import Target, desired_job, plan
+from collector.schedule.plan import Action, Target, desired_job, job_id, job_summary, plan
 from collector.schedule.sync import SyncError, apply, list_jobs, make_client
+from collector.schedule.targets import check_target
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 # Scheduler's limits for an HTTP target.
@@ -32,9 +38,12 @@ _SETTING_DEFAULTS = {f.name: f.default for f in fields(Settings)}
 DESCRIPTION = """\
 Make the Cloud Scheduler jobs that call the collector match a declared list:
 create missing jobs, update changed ones, delete jobs that carry the prefix but
-are no longer declared. Jobs without the prefix are never touched. The plan is
-printed first; --dry-run stops there. Needs Application Default Credentials
-(gcloud auth application-default login) even for a dry run, to list the jobs.
+are no longer declared. Jobs without the prefix are never touched. Every job's
+path and query are checked by the service's own parameter parser, and a schedule
+over the query budget is refused, before anything else. The plan is printed
+first; --dry-run stops there. Applying needs Application Default Credentials
+(gcloud auth application-default login); a dry run without them still plans and
+checks the budget, and only cannot compare with the jobs that exist (it says so).
 """
 
 EPILOG = """\
@@ -166,7 +175,19 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="budget the schedule must fit in (default and maximum: Mixpanel's 60 per hour; "
         "lower it to leave room for manual queries)",
     )
-    p.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    p.add_argument(
+        "--max-window-days",
+        type=int,
+        default=env.get("MAX_WINDOW_DAYS") or str(_SETTING_DEFAULTS["max_window_days"]),
+        help="the service's MAX_WINDOW_DAYS, for checking job windows (default %(default)s, "
+        "from the environment when set)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan and change nothing; needs no credentials (without them the "
+        "existing jobs are not compared)",
+    )
     return p
 
 
@@ -200,25 +221,8 @@ def main(
     def say(line: str) -> None:
         print(line, file=out, flush=True)
 
-    try:
-        client = client or make_client()
-        existing = list_jobs(client, target)
-    except SyncError as exc:
-        print(f"error: {exc}", file=err)
-        return EXIT_FAILED
-    actions = plan([desired_job(spec, target) for spec in specs], existing, target.prefix)
-    say(f"plan for {target.parent} (jobs with prefix {target.prefix!r}):")
-    for action in actions:
-        say("  " + action.line())
-    if not actions:
-        say("  nothing declared and nothing to delete")
-    say(
-        f"Export queries in the worst rolling hour: {budget.worst_case} of {budget.limit} "
-        f"(one run can query for up to {budget.spread_minutes} min)"
-    )
-    for cost in budget.costs:
-        say("  " + cost.line())
-    if not budget.fits:
+    if not budget.fits:  # before anything is asked of Scheduler, credentials included
+        _say_budget(say, budget)
         print(
             f"error: refused: this schedule can spend {budget.worst_case} Export queries in one "
             f"hour, over the budget of {budget.limit}. Run jobs less often, lower --retries, or "
@@ -226,6 +230,29 @@ def main(
             file=err,
         )
         return EXIT_REFUSED
+    desired = [desired_job(spec, target) for spec in specs]
+    try:
+        client = client or make_client()
+    except SyncError as exc:
+        if not args.dry_run:
+            print(f"error: {exc}", file=err)
+            return EXIT_FAILED
+        _say_offline(say, target, desired, exc)
+        _say_budget(say, budget)
+        say("dry run: nothing changed")
+        return EXIT_OK
+    try:
+        existing = list_jobs(client, target)
+    except SyncError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_FAILED
+    actions = plan(desired, existing, target.prefix)
+    say(f"plan for {target.parent} (jobs with prefix {target.prefix!r}):")
+    for action in actions:
+        say("  " + action.line())
+    if not actions:
+        say("  nothing declared and nothing to delete")
+    _say_budget(say, budget)
     if args.dry_run:
         say("dry run: nothing changed")
         return EXIT_OK
@@ -236,6 +263,31 @@ def main(
         return EXIT_FAILED
     say("done")
     return EXIT_OK
+
+
+def _say_budget(say: Callable[[str], None], budget: Budget) -> None:
+    say(
+        f"Export queries in the worst rolling hour: {budget.worst_case} of {budget.limit} "
+        f"(one run can query for up to {budget.spread_minutes} min)"
+    )
+    for cost in budget.costs:
+        say("  " + cost.line())
+
+
+def _say_offline(
+    say: Callable[[str], None], target: Target, desired: list[scheduler_v1.Job], why: SyncError
+) -> None:
+    """The plan without Scheduler's side: the declared jobs, and why nothing was compared."""
+    say(f"plan for {target.parent} (jobs with prefix {target.prefix!r}), declared jobs only:")
+    for job in desired:
+        say("  " + Action("declared", job_id(job.name), job, note=job_summary(job)).line())
+    if not desired:
+        say("  nothing declared")
+    say(
+        f"  existing jobs were not compared ({str(why).split(':')[0]}): with Application "
+        "Default Credentials (gcloud auth application-default login) the plan also says which "
+        "jobs it would create, update, leave unchanged or delete"
+    )
 
 
 def _inputs(args: argparse.Namespace) -> tuple[Target, list[JobSpec]]:
@@ -294,7 +346,8 @@ def _inputs(args: argparse.Namespace) -> tuple[Target, list[JobSpec]]:
         min_backoff=args.min_backoff,
         max_backoff=args.max_backoff,
     )
-    return target, check_unique(specs)
+    settings = Settings(export_url="", max_window_days=args.max_window_days)
+    return target, [check_target(spec, settings) for spec in check_unique(specs)]
 
 
 def _seconds(text: str) -> int:

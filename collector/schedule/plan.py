@@ -59,7 +59,7 @@ class Target:
 
 @dataclass(frozen=True)
 class Action:
-    kind: str  # "create", "update", "delete" or "unchanged"
+    kind: str  # "create", "update", "delete", "unchanged"; "declared" when not compared
     job_id: str
     job: scheduler_v1.Job | None = None  # the desired job (create, update)
     fields: tuple[str, ...] = ()  # changed fields (update)
@@ -71,6 +71,7 @@ class Action:
             "update": "changes " + ", ".join(self.fields),
             "delete": "no longer declared",
             "unchanged": self.note,
+            "declared": self.note,
         }[self.kind]
         return f"{self.kind:<9}  {self.job_id}" + (f"  {detail}" if detail else "")
 
@@ -123,7 +124,7 @@ def plan(
         wanted.add(jid)
         current = ours.get(jid)
         if current is None:
-            actions.append(Action("create", jid, job, MANAGED_FIELDS, note=_summary(job)))
+            actions.append(Action("create", jid, job, MANAGED_FIELDS, note=job_summary(job)))
             continue
         fields = changed_fields(job, current)
         paused = current.state == scheduler_v1.Job.State.PAUSED
@@ -135,7 +136,8 @@ def plan(
     return actions
 
 
-def _summary(job: scheduler_v1.Job) -> str:
+def job_summary(job: scheduler_v1.Job) -> str:
+    """`GET https://.../events?minutes=60 at '5 * * * *' Etc/UTC`."""
     method = scheduler_v1.HttpMethod(job.http_target.http_method).name
     return f"{method} {job.http_target.uri} at '{job.schedule}' {job.time_zone}"
 

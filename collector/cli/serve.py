@@ -1,0 +1,205 @@
+"""`collector serve`: the service on this machine, under gunicorn with the shipped settings.
+
+    collector serve --simulator      # against the embedded Mixpanel simulator: no credentials
+    collector serve                  # against Mixpanel, with the settings of the environment
+
+Both listen on loopback, on free ports unless --port is given, and print the curl lines to
+try. With --simulator the service reads the simulator's deterministic events; the rules are
+--rules, else $COLLECTOR_RULES, else (with --simulator) ./rules.example.yaml when it is there,
+and their state lives in a temporary file removed on exit unless STATE_STORE is set. Ctrl-C
+stops both, the service with gunicorn's graceful drain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from collector.cli.args import port, positive
+from collector.simulator import SimConfig, Simulator
+
+# The standalone simulator's defaults (python -m collector.simulator), so the docs agree.
+SIM = SimConfig()
+EXAMPLE_RULES = Path("rules.example.yaml")
+READY_SECONDS = 60
+GUNICORN = [sys.executable, "-m", "gunicorn", "--config", "python:collector.gunicorn_config"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The `serve` subcommand."""
+    serve = sub.add_parser(
+        "serve",
+        help="run the service here (gunicorn), optionally against the embedded simulator",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument(
+        "--simulator",
+        action="store_true",
+        help="start the Mixpanel simulator on loopback and point the service at it",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    serve.add_argument("--port", type=port, default=0, help="service port (default: a free one)")
+    serve.add_argument("--rules", type=Path, help="rules file for /check, /rules and /status")
+    serve.add_argument("--workers", type=positive, default=1, help="gunicorn workers (1)")
+    serve.add_argument("--threads", type=positive, default=4, help="threads per worker (4)")
+    serve.add_argument("--seed", type=int, default=SIM.seed, help="simulator seed")
+    serve.add_argument(
+        "--events-per-minute",
+        type=positive,
+        default=40,
+        help="simulated events per minute (40)",
+    )
+    serve.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until Ctrl-C (or SIGTERM); gunicorn's exit status if it stops on its own."""
+    # SIGTERM ends this command as Ctrl-C does: both stop the service gracefully.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with ExitStack() as stack:
+        env = dict(os.environ)
+        sim_url = None
+        if args.simulator:
+            sim = stack.enter_context(
+                Simulator(SimConfig(seed=args.seed, events_per_minute=args.events_per_minute))
+            )
+            sim_url = sim.url
+            env.pop("MIXPANEL_API_SECRET", None)  # the simulator takes a service account
+            env.update(
+                MIXPANEL_EXPORT_URL=sim.url,
+                MIXPANEL_SERVICE_ACCOUNT_USERNAME=SIM.username,
+                MIXPANEL_SERVICE_ACCOUNT_SECRET=SIM.secret,
+                MIXPANEL_PROJECT_ID=SIM.project_id,
+            )
+        rules = _rules(args, env)
+        if rules:
+            env["COLLECTOR_RULES"] = str(rules.resolve())
+            if not env.get("STATE_STORE"):
+                state = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "state.json"
+                env["STATE_STORE"] = f"file:{state}"
+        port = args.port or _free_port(args.host)
+        env.update(
+            PORT=str(port),
+            GUNICORN_HOST=args.host,
+            GUNICORN_WORKERS=str(args.workers),
+            GUNICORN_THREADS=str(args.threads),
+        )
+        env.setdefault("LOG_FORMAT", "text")
+        base = f"http://{_reachable(args.host)}:{port}"
+        with _gunicorn(env) as proc:
+            if not serving(proc, base):
+                if proc.poll() is None:
+                    print(
+                        f"error: {base}/healthz did not answer in {READY_SECONDS} s",
+                        file=sys.stderr,
+                    )
+                return proc.wait() or 1  # an exit says why itself (one line, on stderr)
+            _banner(base, sim_url, rules, env.get("STATE_STORE"))
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                print("\nstopping ...", file=sys.stderr, flush=True)
+                return 0
+
+
+def _rules(args: argparse.Namespace, env: dict[str, str]) -> Path | None:
+    if args.rules:
+        return Path(args.rules)
+    if env.get("COLLECTOR_RULES"):
+        return Path(env["COLLECTOR_RULES"])
+    if args.simulator and EXAMPLE_RULES.is_file():
+        return EXAMPLE_RULES
+    return None
+
+
+@contextmanager
+def _gunicorn(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    # Its own session: Ctrl-C reaches this command only, which then asks gunicorn for the
+    # graceful stop (SIGTERM) instead of its quick one (SIGINT).
+    proc = subprocess.Popen([*GUNICORN, "collector.wsgi:app"], env=env, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM (gunicorn's graceful stop), then SIGKILL if it is still there after 15 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def serving(proc: subprocess.Popen[Any], base: str, seconds: float = READY_SECONDS) -> bool:
+    """Whether the service at `base` answers /healthz within `seconds`; False as soon as its
+    process has exited. (The arbiter binds before its workers have imported the app, so a
+    probe may be refused or just not answered for a while.)"""
+    ready_by = time.monotonic() + seconds
+    while time.monotonic() < ready_by:
+        if proc.poll() is not None:
+            return False
+        try:
+            if requests.get(f"{base}/healthz", timeout=1).ok:
+                return True
+        except requests.RequestException:  # not listening yet, or a worker still importing
+            time.sleep(0.1)
+    return False
+
+
+def _banner(base: str, sim_url: str | None, rules: Path | None, store: str | None) -> None:
+    lines = [f"service:   {base}  (gunicorn; its log follows on stderr)"]
+    if sim_url:
+        lines.append(f"simulator: {sim_url}  (MIXPANEL_EXPORT_URL: simulated events, no secret)")
+    if rules:
+        lines.append(f"rules:     {rules}  (state: {store})")
+    lines += [
+        "",
+        "try:",
+        f"  curl -s {base}/healthz",
+        f"  curl -s '{base}/distinct-users?minutes=60'",
+        f"  curl -s '{base}/events?minutes=60&event=Sign%20Up&event=Purchase'",
+        f"  curl -s {base}/active-users",
+    ]
+    if rules:
+        lines += [
+            f"  curl -s '{base}/check?dry_run=1'   # each rule's decision; nothing saved or sent",
+            f"  curl -s {base}/check               # a real run: saves state, notifies",
+            f"  curl -s {base}/rules               # the rules' states, no Export query",
+            f"  open {base}/status in a browser",
+        ]
+    else:
+        lines.append("  (no rules: add --rules rules.example.yaml to try /check, /rules, /status)")
+    lines.append("Ctrl-C stops it.")
+    print("\n".join(lines), flush=True)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _reachable(host: str) -> str:
+    """Where a client on this machine reaches a server bound to `host`."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host

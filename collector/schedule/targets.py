@@ -1,0 +1,51 @@
+"""Every job's target checked by the service's own parameter parser, before anything is
+scheduled: a job the service would answer with 404 or 400 would spend nothing but would page
+nobody either, every run, until someone read its logs (`/distinct-user?minute=15`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from collector.config import Settings
+from collector.errors import BadRequest
+from collector.http.params import check_request, date_request, merge_params, window_request
+from collector.schedule.jobs import JobSpec, JobSpecError
+
+Parser = Callable[[dict[str, list[str]], Settings, datetime], Any]
+
+
+def _check(params: dict[str, list[str]], settings: Settings, now: datetime) -> Any:
+    asked = check_request(params)
+    if asked.dry_run:
+        raise BadRequest("a scheduled dry run would spend Export queries and change nothing")
+    return asked
+
+
+# The service's endpoints a job can call, each with the parser its route uses.
+PARSERS: dict[str, Parser] = {
+    "/distinct-users": lambda p, s, now: window_request("distinct_users", p, s, now),
+    "/events": lambda p, s, now: window_request("events", p, s, now),
+    "/active-users": lambda p, s, now: date_request(p, now),
+    "/check": _check,
+}
+
+
+def check_target(spec: JobSpec, settings: Settings, now: datetime | None = None) -> JobSpec:
+    """`spec`, if the service would accept its path and query; else JobSpecError saying why."""
+    where = f"job {spec.name!r}: {spec.target}"
+    parser = PARSERS.get(spec.path)
+    if parser is None:
+        raise JobSpecError(
+            f"{where}: the service has no endpoint {spec.path} (it would answer 404); "
+            f"jobs can call {', '.join(PARSERS)}"
+        )
+    params: dict[str, list[str]] = {}
+    for key, value in spec.query:
+        params.setdefault(key, []).append(value)
+    try:
+        parser(merge_params(params, None), settings, now or datetime.now(UTC))
+    except BadRequest as exc:
+        raise JobSpecError(f"{where}: the service would refuse it (400): {exc.message}") from None
+    return spec

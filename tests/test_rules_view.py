@@ -1,0 +1,108 @@
+"""`GET /rules`: every rule's state, since when, its last value and completeness, and what it
+still owes, read from the state store alone. Before, `/check` was the only view, and each look
+spent an Export query."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from collector.alerting.rules import parse_rules
+from collector.alerting.store import FileStateStore
+from collector.app import create_app
+from collector.simulator import Simulator
+from collector.window import iso
+from tests.conftest import CHECK_KEY
+from tests.helpers import CountingReader, make_settings
+from tests.test_check import NOW, app_for, rules_doc
+from tests.webhook_receiver import WebhookReceiver
+
+BUSY = {"name": "busy", "metric": "events", "window_minutes": 30, "above": 0}
+QUIET = {"name": "quiet", "metric": "events", "events": ["Sign Up"], "window_minutes": 30,
+         "below": 1, "severity": "critical"}  # fmt: skip
+
+
+def test_before_any_check_every_rule_is_unchecked_and_nothing_is_queried(
+    store: FileStateStore,
+) -> None:
+    settings = make_settings()
+    reader = CountingReader(settings)
+    rules = parse_rules(
+        rules_doc(BUSY, QUIET), {"HOOK_URL": "http://127.0.0.1:9/x", "HOOK_KEY": "k"}
+    )
+    app = create_app(settings, reader=reader, now=lambda: NOW, rules=rules, store=store)
+    r = app.test_client().get("/rules")
+    assert r.status_code == 200
+    body = r.get_json()
+    assert [(x["name"], x["state"], x["since"], x["pending"]) for x in body["rules"]] == [
+        ("busy", "UNCHECKED", None, []),
+        ("quiet", "UNCHECKED", None, []),
+    ]
+    assert body["rules"][1]["events"] == ["Sign Up"] and body["rules"][1]["severity"] == "critical"
+    assert (body["queries"], body["pending"], body["retired_rules"]) == (0, 0, [])
+    assert body["store"] == f"file:{store.path}"
+    assert reader.calls == 0 and not store.path.exists()
+
+
+def test_after_checks_it_shows_state_since_value_and_what_is_owed_for_no_query(
+    sim: Simulator, store: FileStateStore, hook: WebhookReceiver
+) -> None:
+    hook.script([500])  # the firing notification fails: it stays pending
+    doc = rules_doc(BUSY)
+    app_for(sim, doc, store, NOW, hook.url).test_client().get("/check")
+    later = NOW + timedelta(minutes=15)
+    app = app_for(sim, doc, store, later, hook.url)
+    hook.script([500])
+    app.test_client().get("/check")  # still ALERTING; the retry fails again
+
+    queries, saved = sim.queries, store.path.read_bytes()
+    r = app.test_client().get("/rules")
+    assert sim.queries == queries  # no Export query
+    assert store.path.read_bytes() == saved  # nothing written
+    [rule] = r.get_json()["rules"]
+    truth = sim.truth(later - timedelta(minutes=30), later).events
+    assert (rule["state"], rule["firing"], rule["value"], rule["complete"]) == (
+        "ALERTING",
+        True,
+        truth,
+        True,
+    )
+    assert rule["since"] == iso(NOW)  # it entered ALERTING at the first run
+    assert rule["checked_at"] == iso(later)
+    [owed] = rule["pending"]
+    assert (owed["kind"], owed["notifier"], owed["attempts"]) == ("firing", "hook", 2)
+    assert owed["last_error"] == "webhook notifier 'hook': HTTP 500 ok"
+    assert owed["claimed_until"] is None
+    assert r.get_json()["pending"] == 1
+
+
+def test_a_rule_gone_from_the_file_is_listed_as_retired(sim, store: FileStateStore) -> None:
+    app_for(sim, rules_doc(BUSY, QUIET), store, NOW).test_client().get("/check")
+    body = app_for(sim, rules_doc(QUIET), store, NOW).test_client().get("/rules").get_json()
+    assert [r["name"] for r in body["rules"]] == ["quiet"]
+    assert body["retired_rules"] == ["busy"]
+
+
+def test_without_rules_or_with_a_broken_store_it_says_what_to_fix(
+    sim: Simulator, store: FileStateStore
+) -> None:
+    r = create_app(make_settings(sim.url)).test_client().get("/rules")
+    assert r.status_code == 503 and r.get_json()["code"] == "not_configured"
+    assert "COLLECTOR_RULES" in r.get_json()["error"]
+    store.path.write_text("[]")
+    queries = sim.queries
+    r = app_for(sim, rules_doc(BUSY), store, NOW).test_client().get("/rules")
+    assert r.status_code == 503 and r.get_json()["code"] == "state_store_unavailable"
+    assert "nothing was queried and nothing changed" in r.get_json()["error"]
+    assert r.get_json()["queries"] == 0 and sim.queries == queries
+    assert store.path.read_text() == "[]"
+
+
+def test_rules_answers_get_only(store: FileStateStore) -> None:
+    settings = make_settings()
+    rules = parse_rules(
+        rules_doc(BUSY), {"HOOK_URL": "http://127.0.0.1:9/x", "HOOK_KEY": CHECK_KEY}
+    )
+    app = create_app(settings, reader=CountingReader(settings), rules=rules, store=store)
+    r = app.test_client().post("/rules")
+    assert r.status_code == 405 and r.get_json()["hint"] == "use GET for /rules"
+    assert app.test_client().head("/rules").status_code == 200  # no query to spend

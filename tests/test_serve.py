@@ -1,0 +1,157 @@
+"""`collector serve --simulator`: a local run in one command, as a new user would type it, and
+every curl line it prints answered. The real command: the simulator on loopback, the service
+under real gunicorn with the shipped settings."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psutil
+import pytest
+import requests
+
+from collector import __version__
+from tests.helpers import ROOT
+
+BANNER_END = "Ctrl-C stops it."
+
+
+@dataclass
+class Served:
+    proc: subprocess.Popen[str]
+    banner: list[str]
+
+    def url(self, label: str) -> str:
+        [line] = [x for x in self.banner if x.startswith(label)]
+        return re.search(r"http://[\d.:]+(/api/2.0/export)?", line).group(0)  # type: ignore[union-attr]
+
+
+def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("COLLECTOR_", "STATE_"))}
+    return subprocess.Popen(
+        [sys.executable, "-m", "collector", "serve", *args],
+        cwd=ROOT,
+        env={**clean, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def read_banner(proc: subprocess.Popen[str], seconds: float = 90) -> list[str]:
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    banner: list[str] = []
+    ready_by = time.monotonic() + seconds
+    while time.monotonic() < ready_by:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            continue
+        if line is None:
+            break
+        banner.append(line)
+        if line == BANNER_END:
+            return banner
+    raise AssertionError(f"no banner: {banner} {proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    proc = start("--simulator")
+    try:
+        yield Served(proc, read_banner(proc))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_it_prints_where_the_service_and_the_simulator_listen_on_free_loopback_ports(
+    served: Served,
+) -> None:
+    base, sim = served.url("service:"), served.url("simulator:")
+    assert base.startswith("http://127.0.0.1:") and sim.startswith("http://127.0.0.1:")
+    assert base.rsplit(":", 1)[1] != sim.split(":")[2].split("/")[0]  # no collision on 8080
+    assert any(
+        line.startswith("rules:     rules.example.yaml  (state: file:") for line in served.banner
+    )
+    gunicorn_master = psutil.Process(served.proc.pid).children()[0]
+    listening = {
+        c.laddr.ip
+        for c in gunicorn_master.net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN
+    }
+    assert listening == {"127.0.0.1"}
+
+
+def test_every_curl_line_it_prints_is_answered(served: Served) -> None:
+    curls = [
+        line.split("curl -s ", 1)[1].split("#")[0].strip().strip("'")
+        for line in served.banner
+        if "curl -s" in line
+    ]
+    assert len(curls) == 7  # in order: the real /check runs before /rules
+    answers = {url.split("/", 3)[3]: requests.get(url, timeout=60) for url in curls}
+    assert all(r.status_code == 200 for r in answers.values()), answers
+    assert answers["healthz"].json()["version"] == __version__
+    users = answers["distinct-users?minutes=60"].json()
+    assert users["complete"] is True and users["value"] > 0
+    events = answers["events?minutes=60&event=Sign%20Up&event=Purchase"].json()
+    assert set(events["by_event"]) == {"Sign Up", "Purchase"}
+    dry = answers["check?dry_run=1"].json()
+    assert dry["dry_run"] is True and len(dry["rules"]) == 3
+    assert answers["check"].json()["notifications"]["failed"] == 0
+    rules = answers["rules"].json()
+    assert {r["state"] for r in rules["rules"]} <= {"OK", "ALERTING", "NO_DATA"}  # checked once
+    page = requests.get(served.url("service:") + "/status", timeout=10)
+    assert page.status_code == 200 and "<h1>Rule status</h1>" in page.text
+
+
+def test_ctrl_c_stops_both_and_removes_the_temporary_state(served: Served) -> None:
+    base, sim = served.url("service:"), served.url("simulator:")
+    [rules_line] = [x for x in served.banner if x.startswith("rules:")]
+    state = rules_line.split("state: file:", 1)[1].rstrip(")")
+    assert os.path.exists(state)  # written by the real /check above
+    served.proc.send_signal(signal.SIGINT)
+    assert served.proc.wait(timeout=30) == 0
+    for url in (base + "/healthz", sim):
+        with pytest.raises(requests.ConnectionError):
+            requests.get(url, timeout=5)
+    assert not os.path.exists(os.path.dirname(state))
+
+
+def test_a_misspelt_setting_stops_it_with_the_one_line_that_says_so() -> None:
+    proc = start("--simulator", env={"EXPORT_DEADLINE_SECOND": "30"})
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 3 and out == ""
+    assert "did you mean EXPORT_DEADLINE_SECONDS?" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "-1"], "argument --port: -1 is not a port"),
+        (["--workers", "0"], "argument --workers: 0 must be at least 1"),
+        (["--events-per-minute", "lots"], "argument --events-per-minute: 'lots' is not a whole"),
+    ],
+)
+def test_a_bad_option_is_a_usage_line(args: list[str], message: str) -> None:
+    proc = start("--simulator", *args)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and message in err and "Traceback" not in err
