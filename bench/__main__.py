@@ -1,7 +1,7 @@
 """Reading speed and memory: the predecessor's reader, this project's reader, and the limits.
 
     python -m bench [--events N] [--users N] [--names N] [--gzip] [--modes M,...]
-                    [--network MB/s,...]
+                    [--network MB/s,...] [--plot docs/benchmarks.png]
 
 Renders one day of N simulated events (~0.7 KB each) once with the embedded simulator, serves
 those bytes from a loopback server, and reads them in separate processes (so each peak RSS is
@@ -9,7 +9,8 @@ its own): the old reader (iter_lines + json.loads + a set of ids), this project'
 metric and for the five rules of a `/check` at once, the raw transfer with no parsing, and this
 project's decoder over the bytes in memory. Ratios are within one run, so they hold on a noisy
 machine. With --network, `/events` is also read plain and gzip from a server paced at each
-speed, to show where gzip starts to win.
+speed, to show where gzip starts to win. With --plot, the figures are also drawn as one PNG
+(matplotlib, from requirements-dev.txt).
 """
 
 from __future__ import annotations
@@ -105,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         help="N more distinct event names, drawn uniformly (cardinality; default 0: five names)",
     )
     parser.add_argument("--gzip", action="store_true", help="also read gzip bodies")
+    parser.add_argument(
+        "--plot", type=Path, metavar="PNG", help="also draw the figures into this PNG file"
+    )
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset")
     parser.add_argument(
         "--repeat",
@@ -167,8 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         disagree = disagreements(results)
         for line in disagree:
             print(f"DISAGREE: {line}", file=sys.stderr)
+        network = []
         if speeds and gz:
-            print_network(speeds, plain, gz, day, size, gz.stat().st_size)
+            network = print_network(speeds, plain, gz, day, size, gz.stat().st_size)
+        if args.plot:
+            from bench.plot import plot
+
+            print(f"plot: {plot(args.plot, results, network)}", file=sys.stderr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 1 if disagree else 0
@@ -211,11 +220,12 @@ def print_table(results: list[dict], size: int) -> None:
 
 def print_network(
     speeds: list[float], plain: Path, gz: Path, day: str, size: int, gz_size: int
-) -> None:
+) -> list[tuple[float, float, float]]:
     print(
         "\n| link MB/s | body MB plain / gzip | plain s | gzip s | gzip wins by |"
         "\n|---:|---:|---:|---:|---:|"
     )
+    rows = []
     for speed in speeds:
         with FileServer(plain, gz, rate=speed * 1e6) as server:
             took = {}
@@ -226,6 +236,8 @@ def print_network(
             f"| {speed:g} | {size / 1e6:,.0f} / {gz_size / 1e6:,.0f} | {took[False]:.2f} | "
             f"{took[True]:.2f} | {took[False] / took[True]:.2f}x |"
         )
+        rows.append((speed, took[False], took[True]))
+    return rows
 
 
 if __name__ == "__main__":

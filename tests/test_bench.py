@@ -31,9 +31,20 @@ def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_benchmark_prints_every_mode_and_the_modes_agree() -> None:
+def test_the_benchmark_prints_every_mode_and_the_modes_agree(tmp_path: Path) -> None:
+    picture = tmp_path / "benchmarks.png"
     out = run_bench(
-        "--events", "3000", "--users", "300", "--gzip", "--network", "20", "--repeat", "1"
+        "--events",
+        "3000",
+        "--users",
+        "300",
+        "--gzip",
+        "--network",
+        "20",
+        "--repeat",
+        "1",
+        "--plot",
+        str(picture),
     )
     assert out.returncode == 0, out.stderr[-2000:]
     rows = {
@@ -58,6 +69,24 @@ def test_the_benchmark_prints_every_mode_and_the_modes_agree() -> None:
     assert re.search(
         r"^\| 20 \| [\d,]+ / [\d,]+ \| [\d.]+ \| [\d.]+ \| [\d.]+x \|$", out.stdout, re.M
     )
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the figures, drawn
+
+
+def test_the_benchmark_measures_many_event_names(tmp_path: Path) -> None:
+    out = run_bench(
+        "--events",
+        "3000",
+        "--users",
+        "300",
+        "--names",
+        "2000",
+        "--modes",
+        "baseline,events,distinct_users",
+        "--repeat",
+        "1",
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "DISAGREE" not in out.stderr
 
 
 def test_the_benchmark_names_what_is_wrong_with_its_options() -> None:

@@ -10,7 +10,7 @@ import responses
 from collector.app import create_app
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
-from tests.helpers import SA_SECRET, make_settings
+from tests.helpers import SA_SECRET, json_entries, make_settings
 
 URL = "https://mp.test/api/2.0/export"
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
@@ -18,10 +18,11 @@ T = int(datetime(2026, 11, 23, 10, tzinfo=UTC).timestamp())
 GOOD = b'{"event":"A","properties":{"time":%d,"distinct_id":"a","$insert_id":"1"}}\n' % (T + 1)
 
 
-def json_entries(text: str) -> list[dict]:
-    entries = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+def app_entries(text: str) -> list[dict]:
     # The handler's first line in a process is a one-off diagnostic entry.
-    return [e for e in entries if "logging.googleapis.com/diagnostic" not in json.dumps(e)]
+    return [
+        e for e in json_entries(text) if "logging.googleapis.com/diagnostic" not in json.dumps(e)
+    ]
 
 
 @responses.activate
@@ -41,7 +42,7 @@ def test_summary_and_attempt_warnings_are_structured_with_trace(capsys) -> None:
         headers={"X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/1;o=1"},
     )
     assert r.status_code == 200
-    entries = json_entries(capsys.readouterr().out)
+    entries = app_entries(capsys.readouterr().out)
 
     (attempt,) = [e for e in entries if e["message"].startswith("export attempt")]
     assert attempt["severity"] == "WARNING"

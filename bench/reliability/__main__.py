@@ -7,7 +7,7 @@ Each run works against the embedded simulator on loopback (127.0.0.1 only):
 
 - chaos: N random scenarios (a fault for each successive attempt, a window, an event filter, a
   metric, gzip or not) through the app in-process; every answer is checked against the contract
-  and the simulator's ground truth (`contract_violations`). tests/test_chaos.py draws the same
+  and the simulator's ground truth (`contract_violations`). tests/test_contract.py draws the same
   scenarios with hypothesis.
 - load: real gunicorn with the shipped gunicorn.conf.py and concurrent clients for S seconds
   through random faults: answers checked like chaos, latencies against the deadline, worker

@@ -1,0 +1,233 @@
+"""Named byte objects with versions, in a local directory or under a Cloud Storage prefix.
+
+The slice ledger and the shared query budget keep many small objects; two writers must never
+lose each other's work. Every write can be conditional on the version read (`if_version`): a
+Cloud Storage generation (`ifGenerationMatch`, applied atomically by the service), or for a
+directory the SHA-256 of the bytes, checked and replaced under one lock. `if_version=ABSENT`
+creates only if nothing is there. A conditional write that loses raises `StoreConflict`; any
+other failure raises `StoreError` naming the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from google.api_core import exceptions as gcs_errors
+from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
+
+from collector.errors import StoreConflict, StoreError
+
+ABSENT: Any = 0  # as `if_version`: write only if there is no object yet
+TIMEOUT_SECONDS = 10.0
+RETRY = DEFAULT_RETRY.with_timeout(30.0)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=/-]*$")
+
+
+class BlobStore(Protocol):
+    """Objects by name; `get` gives the bytes and their version, `put` may be conditional."""
+
+    def get(self, name: str) -> tuple[bytes, Any] | None: ...
+
+    def put(self, name: str, data: bytes, *, if_version: Any = None) -> Any: ...
+
+    def names(self, prefix: str = "") -> list[str]: ...
+
+    def delete(self, name: str) -> None: ...
+
+    def describe(self) -> str: ...
+
+
+def blob_store_from_url(url: str, setting: str, client: storage.Client | None = None) -> BlobStore:
+    """`gs://bucket/prefix`, `file:/abs/dir` or an absolute directory path."""
+    url = url.strip()
+    if url.startswith("gs://"):
+        bucket, _, prefix = url[len("gs://") :].partition("/")
+        if not bucket:
+            raise ValueError(f"{setting}={url!r} needs a bucket: gs://<bucket>/<prefix>")
+        return GcsBlobStore(bucket, prefix.strip("/"), client)
+    path = url[len("file:") :] if url.startswith("file:") else url
+    if path.startswith("//"):
+        path = path[2:]
+    if not path or not os.path.isabs(path):
+        raise ValueError(f"{setting}={url!r} must be gs://<bucket>/<prefix> or an absolute path")
+    return DirBlobStore(Path(path))
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.match(name) or ".." in name.split("/"):
+        raise ValueError(f"not an object name: {name!r}")
+
+
+# -- a local directory -------------------------------------------------------------------------
+
+
+class DirBlobStore:
+    """Files under a directory; a version is the SHA-256 of a file's bytes.
+
+    Writes go to a temporary file and `os.replace`, under one exclusive lock for the store, so
+    a version check and its write cannot interleave with another process's.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def describe(self) -> str:
+        return f"file:{self.root}"
+
+    def get(self, name: str) -> tuple[bytes, str] | None:
+        _check_name(name)
+        try:
+            data = (self.root / name).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read {self.describe()}/{name}: {exc.strerror}") from exc
+        return data, _digest(data)
+
+    def put(self, name: str, data: bytes, *, if_version: Any = None) -> str:
+        _check_name(name)
+        path = self.root / name
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with self._locked():
+                if if_version is not None:
+                    current = self.get(name)
+                    now = ABSENT if current is None else current[1]
+                    if now != if_version:
+                        raise StoreConflict(f"{self.describe()}/{name} changed since it was read")
+                _replace(path, data)
+        except OSError as exc:
+            raise StoreError(f"cannot write {self.describe()}/{name}: {exc.strerror}") from exc
+        return _digest(data)
+
+    def names(self, prefix: str = "") -> list[str]:
+        if not self.root.is_dir():
+            return []
+        found = []
+        for path in self.root.rglob("*"):
+            rel = path.relative_to(self.root).as_posix()
+            hidden = rel.startswith(".") or "/." in rel  # the lock, temporary files
+            if path.is_file() and not hidden and rel.startswith(prefix):
+                found.append(rel)
+        return sorted(found)
+
+    def delete(self, name: str) -> None:
+        _check_name(name)
+        with contextlib.suppress(FileNotFoundError), self._locked():
+            (self.root / name).unlink()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _replace(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# -- a Cloud Storage prefix ----------------------------------------------------------------------
+
+
+class GcsBlobStore:
+    """Objects under a prefix of a bucket; a version is the object's generation."""
+
+    def __init__(self, bucket: str, prefix: str = "", client: storage.Client | None = None):
+        self.bucket_name = bucket
+        self.prefix = f"{prefix}/" if prefix else ""
+        self._client = client
+
+    def describe(self) -> str:
+        return f"gs://{self.bucket_name}/{self.prefix}".rstrip("/")
+
+    @property
+    def client(self) -> storage.Client:
+        # Created on first use, so building the app needs neither credentials nor the network.
+        if self._client is None:
+            self._client = storage.Client()
+        return self._client
+
+    def _blob(self, name: str) -> storage.Blob:
+        _check_name(name)
+        return self.client.bucket(self.bucket_name).blob(self.prefix + name)
+
+    def get(self, name: str) -> tuple[bytes, int] | None:
+        blob = self._blob(name)
+        try:
+            data = blob.download_as_bytes(timeout=TIMEOUT_SECONDS, retry=RETRY)
+        except gcs_errors.NotFound:
+            return None
+        except gcs_errors.GoogleAPIError as exc:
+            raise StoreError(f"cannot read {self.describe()}/{name}: {_short(exc)}") from exc
+        return data, int(blob.generation)
+
+    def put(self, name: str, data: bytes, *, if_version: Any = None) -> int:
+        blob = self._blob(name)
+        kwargs: dict[str, Any] = {}
+        if if_version is not None:
+            kwargs["if_generation_match"] = int(if_version)
+        try:
+            # A conditional upload is safe to retry: a repeat of a write that landed is a 412.
+            blob.upload_from_string(
+                data,
+                content_type="application/octet-stream",
+                timeout=TIMEOUT_SECONDS,
+                retry=RETRY if if_version is not None else None,
+                **kwargs,
+            )
+        except gcs_errors.PreconditionFailed:
+            raise StoreConflict(f"{self.describe()}/{name} changed since it was read") from None
+        except gcs_errors.GoogleAPIError as exc:
+            raise StoreError(f"cannot write {self.describe()}/{name}: {_short(exc)}") from exc
+        return int(blob.generation)
+
+    def names(self, prefix: str = "") -> list[str]:
+        try:
+            blobs = self.client.list_blobs(
+                self.bucket_name, prefix=self.prefix + prefix, timeout=TIMEOUT_SECONDS
+            )
+            return sorted(b.name[len(self.prefix) :] for b in blobs)
+        except gcs_errors.GoogleAPIError as exc:
+            raise StoreError(f"cannot list {self.describe()}: {_short(exc)}") from exc
+
+    def delete(self, name: str) -> None:
+        try:
+            self._blob(name).delete(timeout=TIMEOUT_SECONDS, retry=RETRY)
+        except gcs_errors.NotFound:
+            return
+        except gcs_errors.GoogleAPIError as exc:
+            raise StoreError(f"cannot delete {self.describe()}/{name}: {_short(exc)}") from exc
+
+
+def _short(exc: Exception) -> str:
+    code = getattr(exc, "code", None)
+    message = getattr(exc, "message", None) or str(exc)
+    return (f"{type(exc).__name__}" + (f" {code}" if code else "") + f": {message}")[:300]
