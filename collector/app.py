@@ -22,6 +22,7 @@ from collector.http.check import bp as check_bp
 from collector.http.routes import bp, register_errors
 from collector.http.rules import bp as rules_bp
 from collector.http.status import bp as status_bp
+from collector.ledger.service import LedgerService, build_ledger
 from collector.logs import protect, setup_logging
 from collector.startup import log_started, refuse
 
@@ -37,6 +38,7 @@ class Runtime:
     reader: ExportReader
     now: Callable[[], datetime]
     checker: Checker | None = None
+    ledger: LedgerService | None = None  # LEDGER_STORE set: answers from kept slices
 
 
 @dataclass
@@ -73,12 +75,15 @@ def build_checker(
     now: Callable[[], datetime],
     rules: RuleSet | None = None,
     store: StateStore | None = None,
+    ledger: LedgerService | None = None,
 ) -> Checker | None:
     """The alert-rule runner, if rules are configured (see `load_alerting`)."""
     alerting = load_alerting(settings, rules, store)
     if alerting is None:
         return None
-    return Checker(settings, alerting.rules, reader, alerting.store, alerting.notifiers, now)
+    return Checker(
+        settings, alerting.rules, reader, alerting.store, alerting.notifiers, now, ledger=ledger
+    )
 
 
 def _store(settings: Settings) -> StateStore:
@@ -126,13 +131,19 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     reader = reader or ExportReader(settings, budget, now=clock)
     try:
-        checker = build_checker(settings, reader, clock, rules, store)
+        ledger = build_ledger(settings, reader, clock)
+        checker = build_checker(settings, reader, clock, rules, store, ledger)
     except ConfigError as exc:
         refuse(exc.message, settings)
         raise
     log_started(settings, checker.rules if checker else None)
     app.extensions["collector"] = Runtime(
-        settings=settings, budget=budget, reader=reader, now=clock, checker=checker
+        settings=settings,
+        budget=budget,
+        reader=reader,
+        now=clock,
+        checker=checker,
+        ledger=ledger,
     )
     app.register_blueprint(bp)
     app.register_blueprint(check_bp)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -74,6 +74,11 @@ class Settings:
     notify_deadline_seconds: float = 30.0  # all notifications of one /check together
     notify_timeout_seconds: float = 10.0  # one notification, in all (not per socket read)
     state_store: str | None = None  # required with rules: file:/abs/path or gs://bucket/object
+    # The slice ledger (collector/ledger): off unless LEDGER_STORE is set.
+    ledger_store: str | None = None
+    ledger_slice_minutes: int = 5
+    ledger_refresh_hours: tuple[float, ...] = (1.0, 24.0)
+    ledger_retention_days: int = 35
     state_store_allow_file: bool = False  # a file: store on Cloud Run (per instance, not durable)
     auth_oidc_audience: str | None = None  # set: in-app OIDC check (collector/http/auth.py)
     auth_oidc_invokers: tuple[str, ...] = ()
@@ -246,7 +251,46 @@ def _build(r: _Reader, state_store_required: bool = True) -> Settings:
         state_store_allow_file=allow_file,
         auth_oidc_audience=oidc_audience,
         auth_oidc_invokers=oidc_invokers,
+        **_ledger(r),
     )
+
+
+SLICE_MINUTES = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)  # those that cut an hour evenly
+
+
+def _ledger(r: _Reader) -> dict[str, Any]:
+    store = r.text("LEDGER_STORE")
+    if store and not (store.startswith("gs://") and len(store) > len("gs://")):
+        path = store[len("file:") :] if store.startswith("file:") else store
+        if not os.path.isabs(path.removeprefix("//")):
+            r.problems.append(
+                f"LEDGER_STORE={store!r} must be gs://<bucket>/<prefix> or an absolute directory"
+            )
+    minutes = r.number("LEDGER_SLICE_MINUTES", 5, int, 1, 60)
+    if minutes not in SLICE_MINUTES:
+        r.problems.append(
+            f"LEDGER_SLICE_MINUTES={minutes} must cut an hour evenly: "
+            + ", ".join(map(str, SLICE_MINUTES))
+        )
+    retention = r.number("LEDGER_RETENTION_DAYS", 35, int, 1, 400)
+    raw = r.text("LEDGER_REFRESH_HOURS")
+    refresh: tuple[float, ...] = (1.0, 24.0)
+    if raw is not None:
+        try:
+            refresh = tuple(sorted(float(v) for v in raw.split(",") if v.strip()))
+        except ValueError:
+            r.problems.append(f"LEDGER_REFRESH_HOURS={raw!r} is not a list of hours (1,24)")
+        if any(h <= 0 or h > retention * 24 for h in refresh):
+            r.problems.append(
+                f"LEDGER_REFRESH_HOURS={raw!r}: every age must be above 0 and within "
+                f"LEDGER_RETENTION_DAYS={retention}"
+            )
+    return {
+        "ledger_store": store,
+        "ledger_slice_minutes": minutes,
+        "ledger_refresh_hours": refresh,
+        "ledger_retention_days": retention,
+    }
 
 
 def _state_store(r: _Reader, allow_file: bool, required: bool = True) -> str | None:

@@ -28,6 +28,7 @@ PREFIXES = (
     "AUTH_OIDC_",
     "GUNICORN_",
     "NOTIFY_",
+    "LEDGER_",
 )
 # Read by the gunicorn configuration (collector/gunicorn_config.py), not by Settings; and
 # gunicorn's own, which it reads itself.

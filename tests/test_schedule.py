@@ -414,7 +414,7 @@ def test_an_unknown_location_names_the_flags_to_check(api, client) -> None:
         (
             ["--job", "u=/distinct-users?minute=15@*/15 * * * *"],
             "job 'u': /distinct-users?minute=15: the service would refuse it (400): unknown "
-            "parameter(s): 'minute'; allowed: event, from, lag, minutes, to",
+            "parameter(s): 'minute'; allowed: days, event, from, lag, minutes, to",
         ),
         (["--job", "e=/events?minutes=20000@0 * * * *"], "minutes=20000 is out of range"),
         (["--job", "d=/active-users?date=yesterday@0 1 * * *"], "date='yesterday' is not a date"),

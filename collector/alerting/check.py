@@ -46,7 +46,9 @@ from collector.config import Settings
 from collector.errors import CollectorError
 from collector.export.query import ExportQuery
 from collector.export.reader import ExportReader
+from collector.ledger.service import LedgerService
 from collector.metrics.fanout import Fanout, Slot
+from collector.metrics.service import MetricRequest
 from collector.window import iso
 
 log = logging.getLogger("collector.alerting")
@@ -71,6 +73,8 @@ class Checker:
         store: StateStore,
         notifiers: Mapping[str, Notifier],
         now: Callable[[], datetime],
+        *,
+        ledger: LedgerService | None = None,
     ) -> None:
         self.settings = settings
         self.rules = rules
@@ -78,6 +82,7 @@ class Checker:
         self.store = store
         self.notifiers = notifiers
         self.now = now
+        self.ledger = ledger  # set: rule windows come from kept slices, only new ones are read
 
     def run(self, names: list[str], *, dry_run: bool = False) -> dict[str, Any]:
         """Evaluate, record, notify. A dry run evaluates the same way against the stored state
@@ -92,7 +97,11 @@ class Checker:
         groups = plan_queries(
             [rule_windows(r, now) for r in selected], self.settings.max_window_days
         )
-        outcomes, exports = self._observe(groups)
+        if self.ledger is not None:
+            outcomes, exports = self._observe_ledger(groups)
+        else:
+            outcomes, exports = self._observe(groups)
+        queries = sum(e.get("queries", 1) for e in exports)
         run = uuid.uuid4().hex[:12]
         if dry_run:
             owed, claimed, held = self._record(doc, outcomes, now, run)  # on a copy: not saved
@@ -114,7 +123,7 @@ class Checker:
                 exc,
                 "the rules were evaluated but their new state could not be saved, so nothing "
                 "was notified; the next /check evaluates them again",
-                queries=len(groups),
+                queries=queries,
                 export=exports,
             ) from None
         delivery = Deliverer(self.store, self.notifiers, self.settings.notify_deadline_seconds).run(
@@ -125,7 +134,7 @@ class Checker:
                 self.store,
                 delivery.store_error,
                 _unsettled(delivery),
-                queries=len(groups),
+                queries=queries,
                 export=exports,
             )
         rules_out = [self._describe(o, owed, delivery) for o in outcomes]
@@ -134,7 +143,7 @@ class Checker:
         return {
             "checked_at": iso(now),
             "rules": rules_out,
-            "queries": len(groups),
+            "queries": queries,
             "export": exports,
             "notifications": delivery.as_dict(),
             "store": self.store.describe(),
@@ -152,9 +161,9 @@ class Checker:
                 slots[(rw.rule.name, "current")] = Slot(
                     rw.rule.metric, rw.current, rw.rule.events, cap
                 )
-                if rw.previous is not None:
-                    slots[(rw.rule.name, "previous")] = Slot(
-                        rw.rule.metric, rw.previous, rw.rule.events, cap
+                for k, window in enumerate(rw.baselines):
+                    slots[(rw.rule.name, f"baseline{k}")] = Slot(
+                        rw.rule.metric, window, rw.rule.events, cap
                     )
             fanout = Fanout(slots.values(), group.window, group.events)
             figures: dict[str, Any] = {
@@ -176,13 +185,70 @@ class Checker:
                 if report is None:
                     obs = Observation(None, False, error=error)
                 else:
-                    prev = slots.get((rw.rule.name, "previous"))
+                    base = [
+                        slots[(rw.rule.name, f"baseline{k}")].value()
+                        for k in range(len(rw.baselines))
+                    ]
                     # Counts stay whole numbers: the answer says 317, not 317.0.
                     obs = Observation(
                         slots[(rw.rule.name, "current")].value(),
                         report.complete,
-                        prev.value() if prev else None,
+                        _average(base),
                         report.complete,
+                    )
+                outcomes.append(_Outcome(rw, obs, evaluate(rw.rule, obs), index))
+        return outcomes, exports
+
+    def _observe_ledger(
+        self, groups: list[QueryGroup]
+    ) -> tuple[list[_Outcome], list[dict[str, Any]]]:
+        """Each rule window answered by the ledger: a window read by an earlier rule (or run)
+        costs nothing, so baselines a day or a week back are cheap."""
+        assert self.ledger is not None
+        outcomes: list[_Outcome] = []
+        exports: list[dict[str, Any]] = []
+        memo: dict = {}  # the windows' unaligned edges, each read once for the whole run
+        for index, group in enumerate(groups):
+            for rw in group.members:
+                answers = []
+                error = None
+                for window in (rw.current, *rw.baselines):
+                    request = MetricRequest(rw.rule.metric, window, rw.rule.events)
+                    try:
+                        body = self.ledger.compute(request, memo)
+                    except CollectorError as exc:
+                        error = exc.message
+                        exports.append(
+                            {
+                                "window": window.as_dict(),
+                                "rules": [rw.rule.name],
+                                "complete": False,
+                                "error": exc.message,
+                                "code": exc.code,
+                                "queries": 1,
+                            }
+                        )
+                        break
+                    answers.append(body)
+                    exports.append(
+                        {
+                            "window": window.as_dict(),
+                            "rules": [rw.rule.name],
+                            "complete": body["complete"],
+                            "queries": body["ledger"]["queries"],
+                            **body["export"],
+                            "ledger": body["ledger"],
+                        }
+                    )
+                if error is not None:
+                    obs = Observation(None, False, error=error)
+                else:
+                    current, base = answers[0], answers[1:]
+                    obs = Observation(
+                        current["value"],
+                        current["complete"],
+                        _average([b["value"] for b in base]),
+                        all(b["complete"] for b in base),
                     )
                 outcomes.append(_Outcome(rw, obs, evaluate(rw.rule, obs), index))
         return outcomes, exports
@@ -288,6 +354,13 @@ class Checker:
         waiting = {**delivery.deferred, **delivery.held}
         out["notify_deferred"] = {i: e for i, e in waiting.items() if i.startswith(prefix)}
         return out
+
+
+def _average(values: list[int]) -> float | int | None:
+    """The baseline: one window's value as it is, or the mean of several."""
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else sum(values) / len(values)
 
 
 def _unsettled(delivery: Delivery) -> str:

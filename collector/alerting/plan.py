@@ -19,21 +19,30 @@ from collector.window import Window, floor_minute
 class RuleWindows:
     rule: Rule
     current: Window
-    previous: Window | None
+    baselines: tuple[Window, ...] = ()  # what a drop/rise compares with, nearest first
+
+    @property
+    def previous(self) -> Window | None:
+        return self.baselines[0] if self.baselines else None
 
     @property
     def span(self) -> Window:
-        return Window(
-            self.previous.start if self.previous else self.current.start, self.current.end
-        )
+        start = min([self.current.start, *(b.start for b in self.baselines)])
+        return Window(start, self.current.end)
 
 
 def rule_windows(rule: Rule, now: datetime) -> RuleWindows:
     end = floor_minute(now) - timedelta(minutes=rule.lag_minutes)
     length = timedelta(minutes=rule.window_minutes)
     current = Window(end - length, end)
-    previous = Window(end - 2 * length, end - length) if rule.compares_windows else None
-    return RuleWindows(rule, current, previous)
+    baselines: tuple[Window, ...] = ()
+    if rule.compares_windows:
+        step = timedelta(minutes=rule.baseline_step_minutes)
+        baselines = tuple(
+            Window(current.start - k * step, current.end - k * step)
+            for k in range(1, rule.baseline_windows + 1)
+        )
+    return RuleWindows(rule, current, baselines)
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,13 @@ RULE_FIELDS = {
     "for_runs",
     "repeat_minutes",
     "notify",
+    "baseline",
+    "baseline_windows",
     *CONDITIONS,
 }
+# What a drop/rise is measured against: the adjacent earlier window, the same window a day or a
+# week before; `baseline_windows: N` averages N of them (complete ones only decide).
+BASELINES = {"previous": None, "day": 24 * 60, "week": 7 * 24 * 60}
 # Each notifier type and the fields it takes: `log` needs no secret.
 NOTIFIER_FIELDS = {
     "log": {"type"},
@@ -77,10 +82,17 @@ class Rule:
     for_runs: int = 1
     repeat_minutes: int = 60
     notify: tuple[str, ...] = ()
+    baseline: str = "previous"
+    baseline_windows: int = 1
 
     @property
     def compares_windows(self) -> bool:
         return self.condition in ("drop_pct", "rise_pct")
+
+    @property
+    def baseline_step_minutes(self) -> int:
+        """How far back each baseline window is from the one after it."""
+        return BASELINES[self.baseline] or self.window_minutes
 
 
 @dataclass(frozen=True)
@@ -272,6 +284,16 @@ def _rule(
             problems.add(where, f"field '{field}' must be a whole number from {low} to {high}")
             value = default or low
         ints[field] = value
+    baseline = spec.get("baseline", "previous")
+    if baseline not in BASELINES:
+        problems.add(where, f"field 'baseline' must be one of {', '.join(BASELINES)}")
+        baseline = "previous"
+    baseline_windows = spec.get("baseline_windows", 1)
+    if not _is_int(baseline_windows) or not 1 <= baseline_windows <= 28:
+        problems.add(where, "field 'baseline_windows' must be a whole number from 1 to 28")
+        baseline_windows = 1
+    if ("baseline" in entry or "baseline_windows" in entry) and not condition.endswith("_pct"):
+        problems.add(where, "fields 'baseline' and 'baseline_windows' go with drop_pct or rise_pct")
     severity = spec.get("severity", "warning")
     if severity not in SEVERITIES:
         problems.add(where, f"field 'severity' must be one of {', '.join(SEVERITIES)}")
@@ -296,6 +318,8 @@ def _rule(
         for_runs=ints["for_runs"],
         repeat_minutes=ints["repeat_minutes"],
         notify=tuple(str(n) for n in notify),
+        baseline=str(baseline),
+        baseline_windows=int(baseline_windows),
     )
 
 

@@ -3,6 +3,7 @@
 collector --version
 collector check [--dry-run] [--rule NAME ...] [--rules FILE]
 collector serve [--simulator] [--port N]
+collector backfill --days N [--tasks N]
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from collector import __version__
-from collector.cli import check, serve
+from collector.cli import backfill, check, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     check.add_parser(sub)
     serve.add_parser(sub)
+    backfill.add_parser(sub)
     return parser
 
 

@@ -128,9 +128,17 @@ class EventFilter:
     The server's own filtering (`where`, `event`) is never trusted: every row is checked here.
     """
 
-    def __init__(self, window: Window, names: Iterable[str] | None, ptime: ProjectTime) -> None:
+    def __init__(
+        self,
+        window: Window,
+        names: Iterable[str] | None,
+        ptime: ProjectTime,
+        ranges: Iterable[Window] = (),
+    ) -> None:
         self.start = window.start_ts
         self.end = window.end_ts
+        # Several pieces of the window: a row must fall in one of them.
+        self.ranges = [(r.start_ts, r.end_ts) for r in ranges]
         self.names = frozenset(names) if names else None
         self.ptime = ptime
         self.shift = ptime.shift_for(window)
@@ -214,6 +222,11 @@ class EventFilter:
         else:
             times = np.fromiter(map(self.ptime.to_utc, times.tolist()), np.float64, n)
         mask = (times >= self.start) & (times < self.end)
+        if len(self.ranges) > 1:
+            inside = np.zeros(n, dtype=bool)
+            for low, high in self.ranges:
+                inside |= (times >= low) & (times < high)
+            mask &= inside
         if self.names is not None:
             mask &= np.fromiter(map(self.names.__contains__, map(_event, events)), bool, n)
         kept = int(np.count_nonzero(mask))

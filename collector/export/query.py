@@ -15,8 +15,16 @@ USER_AGENT = "rt-mp-collector/0.1"
 
 @dataclass(frozen=True)
 class ExportQuery:
+    """What one Export query asks for: a window (or several inside it) and event names.
+
+    `ranges`, when given, are the only parts of `window` wanted: one query then serves several
+    pieces of time (the slices a ledger lacks), narrowed on the server by one `where` of them
+    all, and filtered on the client to exactly them.
+    """
+
     window: Window
     events: tuple[str, ...] = ()
+    ranges: tuple[Window, ...] = ()
 
 
 def request_params(
@@ -27,7 +35,11 @@ def request_params(
     first, last = export_days(query.window, ptime, now)
     params = {"from_date": first.isoformat(), "to_date": last.isoformat()}
     if where:
-        params["where"] = where_clause(query.window, ptime)
+        params["where"] = (
+            " or ".join(f"({where_clause(w, ptime)})" for w in query.ranges)
+            if len(query.ranges) > 1
+            else where_clause(query.window, ptime)
+        )
     if query.events:
         params["event"] = json.dumps(list(query.events))
     if settings.project_id:

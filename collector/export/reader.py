@@ -86,7 +86,7 @@ class ExportReader:
         outcome: AttemptResult | None = None
         ended: AttemptFailed | None = None  # the failure that ended the run, if one did
         session = self.session_factory()
-        events = EventFilter(query.window, query.events, ptime)
+        events = EventFilter(query.window, query.events, ptime, query.ranges)
         attempt = Attempt(
             s, session, events, _counting(sink, report), stats, deadline, self.redactions, probe
         )

@@ -18,7 +18,7 @@ from collector.window import EmptyWindow, Window, floor_minute, iso, parse_insta
 MAX_EVENT_NAMES = 100
 MAX_EVENT_NAME_CHARS = 255
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # Mixpanel's `time` is epoch seconds: nothing before
-WINDOW_PARAMS = frozenset({"from", "to", "minutes", "lag", "event"})
+WINDOW_PARAMS = frozenset({"from", "to", "minutes", "lag", "days", "event"})
 DATE_PARAMS = frozenset({"date"})
 CHECK_PARAMS = frozenset({"rule", "dry_run"})
 TRUE, FALSE = frozenset({"", "1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
@@ -113,7 +113,19 @@ def window_request(
     _check_known(params, WINDOW_PARAMS)
     raw_from, raw_to = _single(params, "from"), _single(params, "to")
     raw_minutes, raw_lag = _single(params, "minutes"), _single(params, "lag")
-    max_minutes = settings.max_window_days * 24 * 60
+    raw_days = _single(params, "days")
+    # With the ledger, a window may reach back as far as it keeps slices.
+    max_days = settings.ledger_retention_days if settings.ledger_store else settings.max_window_days
+    max_minutes = max_days * 24 * 60
+    if raw_days is not None:
+        if raw_from is not None or raw_to is not None or raw_minutes is not None:
+            raise BadRequest("'days' is a window of its own: not with 'from'/'to' or 'minutes'")
+        if not settings.ledger_store:
+            raise BadRequest(
+                "'days' answers from the slice ledger, which is off: set LEDGER_STORE, or ask "
+                "for 'minutes' (up to MAX_WINDOW_DAYS)"
+            )
+        raw_minutes = str(_integer(raw_days, "days", 1, max_days) * 24 * 60)
     if raw_from is not None or raw_to is not None:
         if raw_from is None or raw_to is None:
             raise BadRequest("give both 'from' and 'to', or neither (then 'minutes' applies)")
@@ -137,10 +149,15 @@ def window_request(
         window = Window(start, end)
     except EmptyWindow as exc:
         raise BadRequest(str(exc)) from None
-    if end - start > timedelta(days=settings.max_window_days):
+    if end - start > timedelta(days=max_days):
+        limit = (
+            f"LEDGER_RETENTION_DAYS={max_days}"
+            if settings.ledger_store
+            else f"MAX_WINDOW_DAYS={max_days} (LEDGER_STORE allows longer ones)"
+        )
         raise BadRequest(
             f"window of {(end - start).total_seconds() / 86400:.2f} days is longer than "
-            f"MAX_WINDOW_DAYS={settings.max_window_days}; ask for a shorter one"
+            f"{limit}; ask for a shorter one"
         )
     if start > now:
         raise BadRequest(f"the window starts in the future ({iso(start)}); nothing to count yet")

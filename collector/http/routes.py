@@ -40,7 +40,10 @@ def _answer(metric: str, build: Any) -> tuple[Any, int]:
     metric_request: MetricRequest | None = None
     try:
         metric_request = build(request_params(), rt)
-        body = compute(metric_request, rt.reader, rt.settings.exact_distinct_cap)
+        if rt.ledger is not None:
+            body = rt.ledger.compute(metric_request)
+        else:
+            body = compute(metric_request, rt.reader, rt.settings.exact_distinct_cap)
         status = 200
     except CollectorError as exc:
         body, status = error_answer(exc)

@@ -98,7 +98,10 @@ class DistinctUsers:
     def add(self, rows: Batch | Iterable[Row]) -> None:
         batch = Batch.of(rows)
         self.rows += len(batch)
-        hashes = identified_user_hashes(batch)
+        self.add_hashes(identified_user_hashes(batch))
+
+    def add_hashes(self, hashes: np.ndarray) -> None:
+        """Add users by their hashes (`collector.metrics.hashing.user_hashes`)."""
         if self.sketch is not None:
             update = self.sketch.update
             for h in hashes.tolist():
@@ -202,12 +205,15 @@ class EventCounts:
         self._unkeyed_now[:] = 0
 
     def add(self, rows: Batch | Iterable[Row]) -> None:
-        batch = Batch.of(rows)
+        self.add_coded(Batch.of(rows))
+
+    def add_coded(self, batch: Batch) -> np.ndarray | None:
+        """`add`, returning the name code of every row (None for an empty batch)."""
         n = len(batch)
         if not n:
-            return
+            return None
         self.rows += n
-        codes = self._names.codes(batch.names, name_hashes(batch))
+        row_codes = codes = self._names.codes(batch.names, name_hashes(batch))
         hashes = key_hashes(batch)
         has_id = keyed(batch)
         if not has_id.all():
@@ -216,6 +222,11 @@ class EventCounts:
             codes, hashes = codes[has_id], hashes[has_id]
         if len(codes):
             self._keys.update(hashes, codes)
+        return row_codes
+
+    def names_and_counts(self) -> tuple[list[str], np.ndarray]:
+        """Every name seen, by code, and its count (zero for a name only seen as a duplicate)."""
+        return [self._names.name(c) for c in range(len(self._names))], self._counts()
 
     def _grow(self) -> None:
         grow = len(self._names) - len(self._unkeyed_now)

@@ -25,7 +25,7 @@ class BodyPlan:
     start: int  # true UTC bounds of the requested days: [start, end)
     end: int
     names: frozenset[int] | None  # indices of event names to send; None: all
-    where: tuple[int, int] | None  # [lo, hi) on `time` as written; None: whole days
+    where: tuple[tuple[int, int], ...] | None  # [lo, hi) ranges on `time` as written; None: all
     limit: int | None = None  # maximum number of event lines
     extra_duplicates: float = 0.0  # Fault.duplicate_lines: more repeated keyed lines
 
@@ -67,13 +67,15 @@ def _windows(source: EventSource, plan: BodyPlan) -> Iterator[tuple[list[bytes],
     """(lines, a written time seen in them) per non-empty shuffle window, in time order."""
     seed, step = source.config.seed, window_minutes(source.config.events_per_minute)
     first, stop = plan.start // 60, -(-plan.end // 60)
-    lo, hi = plan.where or (0, 0)
+    ranges = plan.where or ()
     sent = 0
     for window in range(first - first % step, stop, step):
         timed: list[tuple[int, Event]] = []
         for minute in range(max(window, first), min(window + step, stop)):
             offset = source.offset(minute)
-            if plan.where and (minute * 60 + 60 + offset <= lo or minute * 60 + offset >= hi):
+            if ranges and all(
+                minute * 60 + 60 + offset <= lo or minute * 60 + offset >= hi for lo, hi in ranges
+            ):
                 continue  # nothing in this minute can pass `where`: skip generating it
             for event in source.minute(minute):
                 t = event[0]
@@ -81,7 +83,7 @@ def _windows(source: EventSource, plan: BodyPlan) -> Iterator[tuple[list[bytes],
                     continue
                 if plan.names is not None and event[1] not in plan.names:
                     continue
-                if plan.where and not lo <= t + offset < hi:
+                if ranges and not any(lo <= t + offset < hi for lo, hi in ranges):
                     continue
                 timed.append((t + offset, event))
         if not timed:
@@ -139,8 +141,10 @@ class _BadLines:
         span = plan.end - plan.start
         if plan.where:
             offset = source.offset(plan.start // 60)
-            lo, hi = plan.where[0] - offset, plan.where[1] - offset
-            span = max(0, min(plan.end, hi) - max(plan.start, lo))
+            span = sum(
+                max(0, min(plan.end, hi - offset) - max(plan.start, lo - offset))
+                for lo, hi in plan.where
+            )
         lines = span / 60 * source.config.events_per_minute
         if plan.names is not None:
             weights = [1.0 / (rank + 1) for rank in range(len(source.config.event_names))]

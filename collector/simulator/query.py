@@ -24,6 +24,9 @@ _WHERE = re.compile(
 )
 
 
+_OR = re.compile(r"(?<=\))\s+or\s+(?=\()", re.IGNORECASE)
+
+
 class QueryError(Exception):
     """A refused query: status plus the JSON body Mixpanel would send."""
 
@@ -41,7 +44,7 @@ class ExportQuery:
     from_date: date
     to_date: date
     events: frozenset[str] | None  # names asked for; None: all
-    where: tuple[int, int] | None  # [lo, hi) on `time` as written
+    where: tuple[tuple[int, int], ...] | None  # [lo, hi) ranges on `time` as written
     limit: int | None
 
 
@@ -109,13 +112,21 @@ def _events(raw: str | None, bad: _Refuse) -> frozenset[str] | None:
     return frozenset(names)
 
 
-def _where(raw: str | None, bad: _Refuse) -> tuple[int, int] | None:
+def _where(raw: str | None, bad: _Refuse) -> tuple[tuple[int, int], ...] | None:
+    """The ranges of `where`: one range, or several joined by `or`, each in parentheses."""
     if raw is None or not raw.strip():
         return None
-    match = _WHERE.fullmatch(raw)
-    if not match:
-        raise bad(f"unable to parse 'where' expression: {raw!r}")
-    return int(match.group(1)), int(match.group(2))
+    parts = [raw] if not re.search(r"\)\s+or\s+\(", raw, re.I) else _OR.split(raw.strip())
+    ranges = []
+    for part in parts:
+        text = part.strip()
+        if len(parts) > 1 and text.startswith("(") and text.endswith(")"):
+            text = text[1:-1]
+        match = _WHERE.fullmatch(text)
+        if not match:
+            raise bad(f"unable to parse 'where' expression: {raw!r}")
+        ranges.append((int(match.group(1)), int(match.group(2))))
+    return tuple(ranges)
 
 
 def _limit(raw: str | None, bad: _Refuse) -> int | None:

@@ -1,0 +1,318 @@
+"""Answers from the ledger: a window is the union of its slices, and only what is missing is read.
+
+For a request's window:
+1. the whole slices inside it that are over (`Slicing.whole`) come from the ledger: a settled
+   day's rollup, or the hour objects' slices;
+2. a slice the ledger lacks, holds only partially, or must refresh (late events) is read, and
+   so is any unaligned edge of the window; ranges that touch are read in one Export query;
+3. fresh slice states are kept (merged with what another reader kept meanwhile); edges are not;
+4. the answer is computed from all the parts: counts add, user sets unite.
+
+`complete` is true only if every part's read was complete; `ledger.as_of` is the oldest read
+among the parts used, so a caller sees how old the oldest data is.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from collector.blobs import DirBlobStore, blob_store_from_url
+from collector.config import Settings
+from collector.errors import ConfigError, UpstreamRefused, UpstreamUnavailable
+from collector.export.batch import Batch
+from collector.export.query import ExportQuery
+from collector.export.reader import ExportReader
+from collector.ledger.slices import Slicing, day_start
+from collector.ledger.state import SliceCollector, SliceState, reread
+from collector.ledger.store import DAY, Ledger
+from collector.metrics.aggregators import DistinctUsers
+from collector.metrics.service import MetricRequest
+from collector.window import Window, iso
+
+log = logging.getLogger("collector.ledger")
+
+MAX_PIECES = 16  # pieces of time in one query's `where`: it stays a URL of reasonable length
+PARTIAL_NOTE = (
+    "partial: some slices of the window could not be read to their end, so every count is a "
+    "lower bound (never more than the truth); see export.errors and ledger"
+)
+
+
+@dataclass
+class _Range:
+    start: int
+    end: int
+    keep: bool  # a whole slice to keep, or an edge of the window read for this answer only
+
+
+class _Parts:
+    """A sink that routes each row to the part (slice or edge) its time falls in."""
+
+    def __init__(self, parts: list[SliceCollector]) -> None:
+        self.parts = sorted(parts, key=lambda p: p.start)
+        self.starts = np.array([p.start for p in self.parts], dtype=np.float64)
+
+    def new_attempt(self) -> None:
+        for part in self.parts:
+            part.new_attempt()
+
+    def add(self, rows: Batch) -> None:
+        if len(self.parts) == 1:
+            self.parts[0].add(rows)
+            return
+        index = np.searchsorted(self.starts, rows.times, side="right") - 1
+        for k in np.unique(index).tolist():
+            self.parts[max(k, 0)].add(rows.select(index == k))
+
+
+class LedgerService:
+    """Metric answers from the ledger, reading only the slices it lacks."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        reader: ExportReader,
+        exact_cap: int = 0,
+        now: Callable[[], datetime] | None = None,
+        max_query_days: int = 7,
+    ) -> None:
+        self.ledger = ledger
+        self.reader = reader
+        self.exact_cap = exact_cap
+        self.now = now or reader.now
+        self.max_query_seconds = max_query_days * DAY
+
+    def compute(
+        self, request: MetricRequest, memo: dict[tuple[int, int], SliceState] | None = None
+    ) -> dict[str, Any]:
+        """The answer to `request` from kept slices and what must be read. `memo` keeps the
+        edges read for one caller's several windows (a `/check` of many rules) so that each is
+        read once."""
+        started = time.monotonic()
+        now = self.now().timestamp()
+        slicing = self.ledger.slicing
+        start, end = int(request.window.start_ts), int(request.window.end_ts)
+        whole = slicing.whole(start, end, now)
+        loaded = self.ledger.load(whole[0], whole[-1] + slicing.seconds) if whole else None
+        in_days = {d.start for d in loaded.days} if loaded else set()
+        parts: list[SliceState] = list(loaded.days) if loaded else []
+        ranges: list[_Range] = []
+        old: dict[int, SliceState] = {}
+        for s in whole:
+            if day_start(s) in in_days:
+                continue
+            kept = loaded.slices.get(s) if loaded else None
+            if kept is not None and kept.complete and not slicing.due(s, kept.read_at, now):
+                parts.append(kept)
+                continue
+            if kept is not None:
+                old[s] = kept
+            ranges.append(_Range(s, s + slicing.seconds, keep=True))
+        edges = [(start, whole[0]), (whole[-1] + slicing.seconds, end)] if whole else [(start, end)]
+        for a, b in edges:
+            if a < b and memo is not None and (a, b) in memo:
+                parts.append(memo[(a, b)])
+            elif a < b:
+                ranges.append(_Range(a, b, keep=False))
+        from_ledger = len(parts)
+        figures = _Figures()
+        fresh, missing = self._read(request, sorted(ranges, key=lambda r: r.start), now, figures)
+        for r in missing:  # not read: what the ledger had is still the best there is
+            if r.start in old:
+                parts.append(old[r.start])
+        # A re-read slice answers as it is kept: a partial re-read cannot lower a complete read.
+        parts.extend(reread(old.get(f.start), f) if f.start in old else f for f in fresh)
+        if memo is not None:
+            kept_starts = {r.start for r in ranges if r.keep}
+            memo.update(((f.start, f.end), f) for f in fresh if f.start not in kept_starts)
+        if not parts and figures.error is not None:
+            raise figures.error
+        for day in range(day_start(start), end, DAY):
+            if start <= day and day + DAY <= end and day not in in_days:
+                self.ledger.roll_up(day, now)
+        complete = not missing and all(p.complete for p in parts)
+        body: dict[str, Any] = {"metric": request.metric}
+        body.update(self._value(request, parts))
+        body["complete"] = complete
+        body["window"] = request.window.as_dict()
+        if request.events:
+            body["event"] = list(request.events)
+        if not complete:
+            body["note"] = PARTIAL_NOTE
+        body["export"] = figures.as_dict(time.monotonic() - started)
+        body["ledger"] = {
+            "store": self.ledger.describe(),
+            "slice_minutes": slicing.minutes,
+            "slices_read_now": sum(1 for r in ranges if r.keep and r not in missing),
+            "slices_from_ledger": from_ledger,
+            "edges_read": sum(1 for r in ranges if not r.keep and r not in missing),
+            "queries": figures.queries,
+            "as_of": iso(datetime.fromtimestamp(min((p.read_at for p in parts), default=now), UTC)),
+        }
+        return body
+
+    # -- reading what is missing ----------------------------------------------------------------
+
+    def _read(
+        self, request: MetricRequest, ranges: list[_Range], now: float, figures: _Figures
+    ) -> tuple[list[SliceState], list[_Range]]:
+        """Read the ranges, as few queries as possible: touching ranges are one piece of time,
+        and up to MAX_PIECES pieces go in one query (one `where` of them all). The states
+        read, and the ranges that could not be."""
+        fresh: list[SliceState] = []
+        missing: list[_Range] = []
+        for chunk in _queries(_touching(ranges), self.max_query_seconds):
+            group = [r for piece in chunk for r in piece]
+            collectors = [SliceCollector(r.start, r.end) for r in group]
+            # Slices kept serve every later question: they hold every event name.
+            names = () if any(r.keep for r in group) else request.events
+            windows = tuple(Window(_at(p[0].start), _at(p[-1].end)) for p in chunk)
+            cover = Window(windows[0].start, windows[-1].end)
+            query = ExportQuery(cover, names, windows if len(windows) > 1 else ())
+            try:
+                report = self.reader.read(query, _Parts(collectors))
+            except UpstreamRefused:
+                raise  # the query or the credentials are wrong: no slice can help
+            except UpstreamUnavailable as exc:
+                figures.failed(exc)
+                missing.extend(group)
+                continue
+            figures.add(report.as_dict())
+            states = [c.state(report.complete, now) for c in collectors]
+            fresh.extend(states)
+            keep = [s for s, r in zip(states, group, strict=True) if r.keep]
+            if keep:
+                self.ledger.save(keep)
+        return fresh, missing
+
+    def _value(self, request: MetricRequest, parts: list[SliceState]) -> dict[str, Any]:
+        wanted = set(request.events) if request.events else None
+        if request.metric == "events":
+            by_event: dict[str, int] = {}
+            for p in parts:
+                for name, n in zip(p.names, p.counts.tolist(), strict=True):
+                    if n and (wanted is None or name in wanted):
+                        by_event[name] = by_event.get(name, 0) + n
+            ordered = dict(sorted(by_event.items(), key=lambda kv: (-kv[1], kv[0])))
+            return {"value": sum(ordered.values()), "by_event": ordered}
+        users = DistinctUsers(self.exact_cap)
+        for p in parts:
+            hashes = p.users
+            if wanted is not None:
+                codes = [i for i, name in enumerate(p.names) if name in wanted]
+                hashes = hashes[np.isin(p.codes, codes)]
+            users.add_hashes(np.unique(hashes))
+        return users.result()
+
+
+def _queries(pieces: list[list[_Range]], longest: int) -> list[list[list[_Range]]]:
+    """Pieces grouped into queries: at most MAX_PIECES each, none spanning more than `longest`
+    seconds (MAX_WINDOW_DAYS: one query of a month would be a month of bytes at once)."""
+    queries: list[list[list[_Range]]] = []
+    for piece in pieces:
+        for part in _split(piece, longest):
+            last = queries[-1] if queries else None
+            if (
+                last is not None
+                and len(last) < MAX_PIECES
+                and part[-1].end - last[0][0].start <= longest
+            ):
+                last.append(part)
+            else:
+                queries.append([part])
+    return queries
+
+
+def _split(piece: list[_Range], longest: int) -> list[list[_Range]]:
+    parts: list[list[_Range]] = [[]]
+    for r in piece:
+        if parts[-1] and r.end - parts[-1][0].start > longest:
+            parts.append([])
+        parts[-1].append(r)
+    return parts
+
+
+def _touching(ranges: list[_Range]) -> list[list[_Range]]:
+    groups: list[list[_Range]] = []
+    for r in ranges:
+        if groups and groups[-1][-1].end == r.start:
+            groups[-1].append(r)
+        else:
+            groups.append([r])
+    return groups
+
+
+def _at(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class _Figures:
+    """The export figures of every read an answer made, added up."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, Any] = {
+            "attempts": 0,
+            "events": 0,
+            "bad_lines": 0,
+            "unreadable": 0,
+            "skipped": 0,
+            "lines": 0,
+            "bytes": 0,
+        }
+        self.errors: list[dict[str, Any]] = []
+        self.warnings: list[str] = []
+        self.queries = 0
+        self.error: UpstreamUnavailable | None = None
+
+    def add(self, export: dict[str, Any]) -> None:
+        self.queries += 1
+        for key in self.totals:
+            self.totals[key] += export.get(key, 0)
+        self.errors.extend(export.get("errors", []))
+        self.warnings.extend(w for w in export.get("warnings", []) if w not in self.warnings)
+
+    def failed(self, exc: UpstreamUnavailable) -> None:
+        self.error = self.error or exc
+        if exc.export:
+            self.add(exc.export)
+
+    def as_dict(self, seconds: float) -> dict[str, Any]:
+        out = {**self.totals, "seconds": round(seconds, 3), "errors": self.errors}
+        if self.warnings:
+            out["warnings"] = self.warnings
+        return out
+
+
+def build_ledger(
+    settings: Settings, reader: ExportReader, now: Callable[[], datetime]
+) -> LedgerService | None:
+    """The ledger of LEDGER_STORE, or None when it is off; a store that cannot be written stops
+    start-up (every answer would read the export and keep nothing)."""
+    if not settings.ledger_store:
+        return None
+    blobs = blob_store_from_url(settings.ledger_store, "LEDGER_STORE")
+    if isinstance(blobs, DirBlobStore):
+        try:
+            blobs.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=blobs.root, prefix=".probe-"):
+                pass
+        except OSError as exc:
+            raise ConfigError(
+                f"LEDGER_STORE={settings.ledger_store}: cannot write there ({exc.strerror}); "
+                "give a directory this service's user can write, or gs://<bucket>/<prefix>"
+            ) from None
+    slicing = Slicing(
+        settings.ledger_slice_minutes,
+        settings.ledger_refresh_hours,
+        settings.window_lag_minutes,
+    )
+    ledger = Ledger(blobs, slicing, settings.ledger_retention_days)
+    return LedgerService(ledger, reader, settings.exact_distinct_cap, now, settings.max_window_days)

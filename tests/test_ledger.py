@@ -1,0 +1,230 @@
+"""The slice ledger against the simulator: the same answers as a full export, for the cost of
+the slices it lacks; lower bounds when a read was partial; refreshes pick up late events."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from collector.blobs import BlobStore, DirBlobStore, GcsBlobStore
+from collector.errors import UpstreamUnavailable
+from collector.export.budget import QueryBudget
+from collector.export.reader import ExportReader
+from collector.ledger.service import LedgerService
+from collector.ledger.slices import Slicing
+from collector.ledger.store import Ledger
+from collector.metrics.service import MetricRequest, compute
+from collector.simulator import Fault, Simulator
+from collector.window import Window
+from tests.conftest import sim_config
+from tests.gcs import client
+from tests.helpers import make_settings
+from tests.reliability.chaos import FAULT_KINDS, make_fault
+
+DAY = date(2026, 11, 20)  # the simulated calendar: the simulator's today is two days later
+BASE = datetime(DAY.year, DAY.month, DAY.day, 6, tzinfo=UTC)
+NAMES = ("Page View", "Sign Up", "Purchase", "Search", "Add To Cart")
+
+
+class Clock:
+    """A settable now, for the reader (its `to_date`) and the ledger (ages of slices)."""
+
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Simulator]:
+    with Simulator(sim_config(today=DAY + timedelta(days=2))) as running:
+        yield running
+
+
+def service(sim: Simulator, blobs: BlobStore, clock: Clock, minutes: int = 5, **env: str):
+    reader = ExportReader(
+        make_settings(sim.url, EXPORT_MAX_ATTEMPTS="2", EXPORT_DEADLINE_SECONDS="5", **env),
+        QueryBudget(60, 3),
+        now=clock,
+    )
+    return LedgerService(Ledger(blobs, Slicing(minutes)), reader, 0, clock), reader
+
+
+def truth(sim: Simulator, request: MetricRequest) -> int:
+    t = sim.truth(request.window.start, request.window.end, request.events or None)
+    return t.events if request.metric == "events" else t.distinct_users
+
+
+# -- the same answer as the full export ------------------------------------------------------
+
+faults = st.builds(
+    make_fault,
+    st.sampled_from([k for k in FAULT_KINDS if k not in ("stall", "stall_headers", "trickle")]),
+    st.integers(0, 40_000),
+    st.integers(0, 3),
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    metric=st.sampled_from(["events", "distinct_users"]),
+    offset=st.integers(0, 240),
+    minutes=st.integers(1, 300),
+    names=st.lists(st.sampled_from(NAMES), max_size=2, unique=True).map(tuple),
+    slice_minutes=st.sampled_from([1, 5, 15, 60]),
+    script=st.lists(faults, max_size=3).map(tuple),
+)
+def test_a_ledger_answer_equals_the_full_export_and_is_a_lower_bound_when_partial(
+    sim: Simulator, tmp_path_factory, metric, offset, minutes, names, slice_minutes, script
+) -> None:
+    blobs = DirBlobStore(tmp_path_factory.mktemp("ledger"))
+    clock = Clock(BASE + timedelta(days=1, hours=12))
+    ledger, reader = service(sim, blobs, clock, slice_minutes)
+    start = BASE + timedelta(minutes=offset)
+    request = MetricRequest(metric, Window(start, start + timedelta(minutes=minutes)), names)
+    exact = truth(sim, request)
+    sim.script(script)
+    try:
+        first = ledger.compute(request)
+    except UpstreamUnavailable:
+        first = None
+    sim.clear_faults()
+    if first is not None:
+        assert first["value"] == exact if first["complete"] else first["value"] <= exact
+    # Faults gone: partial slices are read again, complete ones come from the ledger.
+    again = ledger.compute(request)
+    assert again["complete"] is True and again["value"] == exact
+    assert again["value"] == compute(request, reader)["value"]
+    if metric == "events":
+        assert (
+            again["by_event"]
+            == sim.truth(request.window.start, request.window.end, names or None).by_event
+        )
+    # And once more: nothing left to read but the window's unaligned edges.
+    third = ledger.compute(request)
+    assert third["value"] == exact and third["ledger"]["slices_read_now"] == 0
+    assert third["ledger"]["queries"] <= 1
+
+
+def test_an_answer_costs_the_new_slices_only(sim: Simulator, tmp_path: Path) -> None:
+    clock = Clock(BASE + timedelta(hours=3))
+    ledger, _ = service(sim, DirBlobStore(tmp_path), clock)
+    day_so_far = Window(BASE.replace(hour=0), BASE + timedelta(hours=2, minutes=55))
+    request = MetricRequest("distinct_users", day_so_far)
+    first = ledger.compute(request)
+    before = sim.queries
+    clock.moment += timedelta(minutes=5)
+    later = Window(day_so_far.start, day_so_far.end + timedelta(minutes=5))
+    second = ledger.compute(MetricRequest("distinct_users", later))
+    # One query, for the new slice and the one that has just turned an hour old (late events).
+    assert sim.queries - before == 1
+    assert second["ledger"]["slices_read_now"] == 2
+    assert second["ledger"]["slices_from_ledger"] == first["ledger"]["slices_read_now"] - 1
+    assert second["export"]["bytes"] * 20 < first["export"]["bytes"]
+    assert second["value"] == truth(sim, MetricRequest("distinct_users", later))
+
+
+# -- late events and refreshes -----------------------------------------------------------------
+
+
+def line(i: int, t: int) -> str:
+    props = f'"time":{t},"distinct_id":"u{i}","$insert_id":"i{i}"'
+    return '{"event":"A","properties":{' + props + "}}\n"
+
+
+def test_a_slice_is_read_again_when_it_reaches_a_refresh_age_and_late_events_count(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    start = int(BASE.timestamp())
+    window = Window(BASE, BASE + timedelta(minutes=5))
+    request = MetricRequest("events", window)
+    clock = Clock(BASE + timedelta(minutes=20))
+    ledger, _ = service(sim, DirBlobStore(tmp_path), clock)
+    body = "".join(line(i, start + 10 * i) for i in range(3))
+    sim.script([Fault.raw_body(body)])
+    assert ledger.compute(request)["value"] == 3
+    # Before the first refresh age the ledger answers alone, whatever arrived since.
+    clock.moment = BASE + timedelta(minutes=50)
+    quiet = ledger.compute(request)
+    assert quiet["value"] == 3 and quiet["ledger"]["queries"] == 0
+    # An hour after the slice's end it is read again: an offline device's event has arrived.
+    sim.script([Fault.raw_body(body + line(9, start + 200))])
+    clock.moment = BASE + timedelta(hours=1, minutes=10)
+    refreshed = ledger.compute(request)
+    assert refreshed["value"] == 4 and refreshed["ledger"]["slices_read_now"] == 1
+    assert refreshed["ledger"]["as_of"] == "2026-11-20T07:10:00Z"
+
+
+def test_a_partial_re_read_never_lowers_what_a_complete_read_knew(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    window = Window(BASE, BASE + timedelta(minutes=30))
+    request = MetricRequest("events", window)
+    clock = Clock(BASE + timedelta(minutes=40))
+    ledger, _ = service(sim, DirBlobStore(tmp_path), clock)
+    exact = truth(sim, request)
+    assert ledger.compute(request)["value"] == exact
+    clock.moment = BASE + timedelta(hours=1, minutes=40)  # every slice is due a refresh
+    sim.script([Fault.reset(after_bytes=2_000)] * 2)
+    cut = ledger.compute(request)
+    sim.clear_faults()
+    assert cut["value"] == exact and cut["complete"] is True  # the complete reads stand
+
+
+# -- rollups, many writers ---------------------------------------------------------------------
+
+
+def test_a_settled_day_is_rolled_up_and_answers_the_same(sim: Simulator, tmp_path: Path) -> None:
+    blobs = DirBlobStore(tmp_path)
+    clock = Clock(BASE + timedelta(days=1, hours=20))  # past the 24 h refresh of the whole day
+    ledger, _ = service(sim, blobs, clock, minutes=60)
+    whole_day = Window(BASE.replace(hour=0), BASE.replace(hour=0) + timedelta(days=1))
+    request = MetricRequest("distinct_users", whole_day)
+    exact = truth(sim, request)
+    assert ledger.compute(request)["value"] == exact
+    assert blobs.names("days/") == ["days/2026-11-20"]
+    assert len(blobs.names("hours/2026-11-20/")) == 24  # kept for windows of part of the day
+    again = ledger.compute(request)
+    assert again["value"] == exact and again["ledger"]["slices_from_ledger"] == 1
+    assert again["ledger"]["queries"] == 0
+
+
+@pytest.mark.parametrize("backend", ["dir", "gcs"])
+def test_readers_of_the_same_hour_never_lose_each_others_slices(
+    sim: Simulator, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    clock = Clock(BASE + timedelta(hours=2))
+
+    def blobs() -> BlobStore:
+        if backend == "dir":
+            return DirBlobStore(tmp_path)
+        return GcsBlobStore(request.getfixturevalue("bucket"), "ledger", client())
+
+    store = blobs()
+    windows = [
+        Window(BASE + timedelta(minutes=m), BASE + timedelta(minutes=m + 5))
+        for m in range(0, 60, 5)
+    ]
+    services = [service(sim, store if backend == "dir" else blobs(), clock)[0] for _ in windows]
+    threads = [
+        threading.Thread(target=s.compute, args=(MetricRequest("events", w),))
+        for s, w in zip(services, windows, strict=True)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    hour = Window(BASE, BASE + timedelta(hours=1))
+    before = sim.queries
+    whole = services[0].compute(MetricRequest("events", hour))
+    assert sim.queries == before  # all twelve slices were kept by the twelve readers
+    assert whole["value"] == truth(sim, MetricRequest("events", hour))
