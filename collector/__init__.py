@@ -2,4 +2,4 @@
 
 # The one place the version is written: pyproject.toml reads it, and so do `collector
 # --version`, /healthz and the start-up log entry.
-__version__ = "0.2.0"
+__version__ = "0.3.0"

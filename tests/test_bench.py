@@ -110,3 +110,38 @@ def test_the_reliability_run_draws_its_figures(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"plot: {picture}" in out.stderr and "problems: 0" in out.stdout
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_ledger_benchmark_compares_with_the_full_re_export() -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.ledger",
+            "--events-per-day",
+            "20000",
+            "--users",
+            "2000",
+            "--mau-days",
+            "2",
+            "--mau-events-per-day",
+            "5000",
+            "--mau-users",
+            "500",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = re.findall(
+        r"^\| (ledger at 23:55|full re-export at 23:55) \| ([\d,]+) \| True \| "
+        r"(\d+) \| [\d,]+ \| ([\d,]+) \|",
+        out.stdout,
+        re.M,
+    )
+    (_, ledger_value, ledger_queries, ledger_bytes), (_, full_value, _, full_bytes) = rows
+    assert ledger_value == full_value and ledger_queries == "1"
+    assert int(ledger_bytes.replace(",", "")) * 20 < int(full_bytes.replace(",", ""))
+    assert "DISAGREE" not in out.stderr
