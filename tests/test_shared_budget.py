@@ -117,17 +117,24 @@ def test_the_hourly_limit_holds_across_processes_and_frees_an_hour_after_each_ta
 
 
 def test_a_taker_that_loses_a_slot_moves_on_and_never_overwrites_it(root, clock):
-    a = budget(root, clock, "a", per_hour=1, per_second=1)
-    assert a.try_acquire() == 0.0  # a has seen both slots
+    a = budget(root, clock, "a", per_hour=2, per_second=1)
+    assert a.try_acquire() == 0.0  # a has seen the second-slot
     clock.t += 3601.0
-    b = budget(root, clock, "b", per_hour=1, per_second=1)
-    assert b.try_acquire() == 0.0  # b takes them now; a's versions are stale
-    wait = a.try_acquire()  # a writes with what it saw, loses, reads, finds them taken
+    b = budget(root, clock, "b", per_hour=2, per_second=1)
+    assert b.try_acquire() == 0.0  # b takes it now: the version a saw is stale
+    [b_hour] = [n for n, s in slots(root, "hour").items() if s["by"] == "b"]
+    wait = a.try_acquire()  # a writes with what it saw, loses, reads, finds it taken
     assert wait == pytest.approx(1.0 + MARGIN)
+    assert slots(root, "second") == {"second/0": {"at": T0 + 3601.0, "by": "b"}}
     clock.t += 1.0 + MARGIN
-    assert a.try_acquire() == pytest.approx(3600.0 - 1.0)  # the hour-slot is b's
-    assert a.hourly_wait() == pytest.approx(3600.0 - 1.0)
-    assert slots(root, "hour") == {"hour/0": {"at": T0 + 3601.0, "by": "b"}}
+    assert a.try_acquire() == 0.0  # the other hour-slot
+    hour = slots(root, "hour")
+    assert hour[b_hour] == {"at": T0 + 3601.0, "by": "b"}
+    assert {s["by"] for s in hour.values()} == {"a", "b"}
+    # Now every hour-slot is taken, which b learns by reading, writing nothing.
+    b_seconds = slots(root, "second")
+    assert b.try_acquire() == pytest.approx(3600.0 + MARGIN - (1.0 + MARGIN))
+    assert slots(root, "second") == b_seconds and b.hourly_wait() > 3500
 
 
 def test_budgets_of_one_store_split_a_burst_over_different_slots(root, clock):
@@ -147,12 +154,12 @@ def test_what_was_seen_answers_without_a_request(root, clock):
     assert a.try_acquire() > 3000  # every hour-slot seen taken: nothing asked
     assert a.remaining() == 0 and a.hourly_wait() > 3000  # /healthz costs no request
     assert (store.gets, store.puts) == before
-    # A take of slots seen free costs their two writes and nothing else.
+    # A take reads the hour-slot it found free, then writes it and a second-slot seen free.
     clock.t += 3600.0
     assert a.remaining() == 3
     reads, writes = store.gets, store.puts
     assert a.try_acquire() == 0.0
-    assert (store.gets, store.puts) == (reads, writes + 2) and a.remaining() == 2
+    assert (store.gets, store.puts) == (reads + 1, writes + 2) and a.remaining() == 2
 
 
 def test_a_budget_counts_only_what_it_has_seen_until_it_takes(root, clock):

@@ -21,15 +21,16 @@ to one object and answers faster updates with 429, and every take would write th
 burst of three queries in one second would contend on it and fail. With slots, a second-slot
 is written at most once a second and an hour-slot once an hour, and the takers of a burst start
 at different slots (an index from a hash of the taker and the time), so they rarely meet. The
-second-slot is taken first: if the hour-slot then fails (the hour is spent), what was wasted is
-one second of the per-second budget, not an hour of the hourly one.
+second-slot is written first: if the hour-slot is then lost (another took the last one), what
+was wasted is one second of the per-second budget, not an hour of the hourly one.
 
 What this process has seen of each slot (its last use and version) is cached. A last use only
 moves forward, so a slot seen used within the window cannot free before it ends: it is skipped
-with no request, a slot seen free is written at once with the version seen (one request), and
-a take usually costs two writes and a read or two, not 60 reads. `remaining()` (`/healthz`)
-and `hourly_wait()` answer from that cache alone: exact for what this process has seen, and at
-worst optimistic about what other processes took since.
+with no request. An hour-slot that looks free is read before anything is written, so a process
+learns that the hour is spent from reads alone, without spending a second-slot on it; a take
+usually costs one or two reads and two writes, not 60 reads. `remaining()` (`/healthz`) and
+`hourly_wait()` answer from the cache alone: exact for what this process has seen, and at worst
+optimistic about what other processes took since.
 
 Times are wall-clock (`time.time`): slots are compared across processes and machines, whose
 monotonic clocks share no origin. The margin absorbs small clock differences and the moment
@@ -121,9 +122,15 @@ class SharedBudget(QueryBudget):
         if spent > 0:
             return spent  # every hour-slot was seen taken: no request needed to know
         try:
-            wait = self._take("second", self.per_second, SECOND)
-            if wait == 0:
-                wait = self._take("hour", self.per_hour, HOUR)
+            # An hour-slot is found free (reading only) before a second-slot is written, so a
+            # process learns that the hour is spent without spending a second on it.
+            hour = self._first_free("hour", self.per_hour, HOUR)
+            if hour is None:
+                wait = self._wait("hour", self.per_hour, HOUR)
+            else:
+                wait = self._take("second", self.per_second, SECOND)
+                if wait == 0:
+                    wait = self._take("hour", self.per_hour, HOUR, start=hour)
         except StoreError as exc:
             with self._lock:
                 self._store_failed_at = self._clock()
@@ -152,16 +159,31 @@ class SharedBudget(QueryBudget):
 
     # -- slots --------------------------------------------------------------------------------
 
-    def _take(self, kind: str, count: int, window: float) -> float:
-        """Take one free slot of `kind` (0), or the seconds until one may be free."""
+    def _first_free(self, kind: str, count: int, window: float) -> int | None:
+        """A slot of `kind` free now, read to be sure (nothing is written); None if none is.
+        A slot seen taken is skipped unread: it cannot have freed since."""
         start = self._start(count)
+        for i in range(count):
+            name = f"{kind}/{(start + i) % count}"
+            with self._lock:
+                taken = self._busy(name, window, self._clock())
+            if not taken and self._read(name, window).free_at(window) <= self._clock():
+                return (start + i) % count
+        return None
+
+    def _take(self, kind: str, count: int, window: float, start: int | None = None) -> float:
+        """Take one free slot of `kind` (0), or the seconds until one may be free."""
+        start = self._start(count) if start is None else start
         for i in range(count):
             if self._claim(f"{kind}/{(start + i) % count}", window):
                 return 0.0
+        return self._wait(kind, count, window)
+
+    def _wait(self, kind: str, count: int, window: float) -> float:
+        """After no slot of `kind` could be taken: seconds until one frees. A slot lost to a
+        taker this process has not read since is not known taken: look again soon."""
         with self._lock:
-            wait = self._wait_seen(kind, count, window, self._clock())
-        # A slot lost to a taker this process did not see is not known taken: look again soon.
-        return max(wait, MIN_WAIT)
+            return max(self._wait_seen(kind, count, window, self._clock()), MIN_WAIT)
 
     def _claim(self, name: str, window: float) -> bool:
         """Write `name` as used now if it is free; False if it is taken or another won it."""
