@@ -13,10 +13,12 @@ from collector.alerting.check import Checker
 from collector.alerting.notify import Notifier, build_notifier
 from collector.alerting.rules import RuleSet, load_rules
 from collector.alerting.store import FileStateStore, StateStore, StoreError, store_from_url
+from collector.blobs import blob_store_from_url
 from collector.config import Settings
 from collector.errors import ConfigError
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
+from collector.export.shared_budget import SharedBudget
 from collector.http.auth import install as require_oidc
 from collector.http.check import bp as check_bp
 from collector.http.routes import bp, register_errors
@@ -86,6 +88,16 @@ def build_checker(
     )
 
 
+def build_budget(settings: Settings) -> QueryBudget:
+    """The Export query budget: the project's, shared through BUDGET_STORE when it is set
+    (validated with the settings), else this process's own."""
+    per_hour, per_second = settings.export_queries_per_hour, settings.export_queries_per_second
+    if not settings.budget_store:
+        return QueryBudget(per_hour, per_second)
+    store = blob_store_from_url(settings.budget_store, "BUDGET_STORE")
+    return SharedBudget(store, per_hour, per_second)
+
+
 def _store(settings: Settings) -> StateStore:
     if not settings.state_store:
         raise ConfigError("alert rules need a state store: set STATE_STORE")
@@ -121,11 +133,7 @@ def create_app(
             raise
     setup_logging(settings)
     clock = now or (lambda: datetime.now(UTC))
-    budget = (
-        reader.budget
-        if reader
-        else QueryBudget(settings.export_queries_per_hour, settings.export_queries_per_second)
-    )
+    budget = reader.budget if reader else build_budget(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector.env_names import rules_file_variables, unknown_settings
-from collector.errors import ConfigError
+from collector.errors import ConfigError, StoreError
 
 REGION_URLS = {
     "us": "https://data.mixpanel.com/api/2.0/export",
@@ -82,6 +82,7 @@ class Settings:
     state_store_allow_file: bool = False  # a file: store on Cloud Run (per instance, not durable)
     auth_oidc_audience: str | None = None  # set: in-app OIDC check (collector/http/auth.py)
     auth_oidc_invokers: tuple[str, ...] = ()
+    budget_store: str | None = None  # set: one query budget for every process sharing it
 
     @property
     def auth_mode(self) -> str:
@@ -252,6 +253,7 @@ def _build(r: _Reader, state_store_required: bool = True) -> Settings:
         auth_oidc_audience=oidc_audience,
         auth_oidc_invokers=oidc_invokers,
         **_ledger(r),
+        budget_store=_budget_store(r),
     )
 
 
@@ -324,6 +326,32 @@ def _state_store(r: _Reader, allow_file: bool, required: bool = True) -> str | N
                 "its own rule state and lose it on every restart (alerts fire again, owed "
                 "notifications are lost); set STATE_STORE=gs://<bucket>/<object>, or "
                 "STATE_STORE_ALLOW_FILE=true to accept that"
+            )
+    return url
+
+
+def _budget_store(r: _Reader) -> str | None:
+    """BUDGET_STORE: where the project's query budget is shared (gs://<bucket>/<prefix>, or an
+    absolute directory, which must be writable now rather than fail every query later)."""
+    url = r.text("BUDGET_STORE")
+    if url is None:
+        return None
+    # Imported here: the settings need the store code only when the setting is used.
+    from collector.blobs import DirBlobStore, blob_store_from_url
+    from collector.export.shared_budget import check_writable
+
+    try:
+        store = blob_store_from_url(url, "BUDGET_STORE")
+    except ValueError as exc:
+        r.problems.append(str(exc))
+        return url
+    if isinstance(store, DirBlobStore):
+        try:
+            check_writable(store)
+        except StoreError as exc:
+            r.problems.append(
+                f"BUDGET_STORE={url!r} cannot be used: {exc.message}; give it a directory this "
+                "service's user can write, or a Cloud Storage prefix (gs://<bucket>/<prefix>)"
             )
     return url
 

@@ -19,6 +19,7 @@ import yaml
 PREFIXES = (
     "MIXPANEL_",
     "EXPORT_",
+    "BUDGET_",
     "WINDOW_",
     "MAX_WINDOW_",
     "EXACT_",

@@ -22,10 +22,10 @@ import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from collector.app import build_budget
 from collector.cli.args import positive
 from collector.config import Settings
 from collector.errors import CollectorError, ConfigError
-from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
 from collector.ledger.backfill import fill_day, task_days
 from collector.ledger.service import build_ledger
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         settings = replace(settings, export_deadline_seconds=float(args.deadline_seconds))
         setup_logging(settings, stream=sys.stderr)
         now = lambda: datetime.now(UTC)  # noqa: E731
-        budget = QueryBudget(settings.export_queries_per_hour, settings.export_queries_per_second)
+        budget = build_budget(settings)  # shared with the service's with BUDGET_STORE
         service = build_ledger(settings, ExportReader(settings, budget, now=now), now)
         assert service is not None
         days = task_days(args.days, now().date(), index, count)

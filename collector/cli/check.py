@@ -36,10 +36,9 @@ from typing import Any
 
 from collector.alerting.dry_run import EmptyState
 from collector.alerting.store import store_from_url
-from collector.app import build_checker
+from collector.app import build_budget, build_checker
 from collector.config import Settings
 from collector.errors import BadRequest, CollectorError, ConfigError, StateStoreUnavailable
-from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
 from collector.logs import setup_logging
 
@@ -80,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         if not settings.collector_rules:
             return _fail("no rules: set COLLECTOR_RULES or pass --rules FILE", CONFIG)
         setup_logging(replace(settings, log_format="text"), stream=sys.stderr)
-        budget = QueryBudget(settings.export_queries_per_hour, settings.export_queries_per_second)
+        budget = build_budget(settings)
         now = lambda: datetime.now(UTC)  # noqa: E731
         store = None  # the service's: checked writable at start-up
         if args.dry_run:  # read only: not even a lock file is made
