@@ -273,7 +273,7 @@ class _Figures:
         self.error: UpstreamUnavailable | None = None
 
     def add(self, export: dict[str, Any]) -> None:
-        self.queries += 1
+        self.queries += export.get("attempts", 0)  # queries sent: a spent budget sends none
         for key in self.totals:
             self.totals[key] += export.get(key, 0)
         self.errors.extend(export.get("errors", []))

@@ -8,6 +8,7 @@ import math
 import socket
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -290,7 +291,7 @@ class _Handler(BaseHTTPRequestHandler):
         except query.QueryError as exc:
             auth, refusal = None, exc
         seen = {k: v for k in RECORDED_HEADERS if (v := self.headers.get(k)) is not None}
-        record = {"params": params, "auth": auth, "headers": seen}
+        record = {"params": params, "auth": auth, "headers": seen, "at": time.time()}
         fault = sim._begin_query(record, takes_fault=method == "GET")
         if method != "GET":
             self._json(wire, 405, {"error": f"{method} not allowed; use GET"})

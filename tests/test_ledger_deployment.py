@@ -1,0 +1,132 @@
+"""A deployment's worth of readers on one ledger and one budget, in Cloud Storage
+(fake-gcs-server): two service instances (real gunicorn, two workers each) answering from the
+ledger while a three-task backfill fills it. The simulator sees no more queries than the hour's
+budget, never more than three in one second; every slice kept is exact (none lost, none counted
+twice)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import requests
+
+from collector.blobs import GcsBlobStore
+from collector.export.budget import QueryBudget
+from collector.export.reader import ExportReader
+from collector.ledger.service import LedgerService
+from collector.ledger.slices import Slicing
+from collector.ledger.store import Ledger
+from collector.metrics.service import MetricRequest
+from collector.simulator import Simulator
+from collector.window import Window
+from tests.conftest import sim_config
+from tests.gcs import client
+from tests.helpers import ROOT, gunicorn, make_settings, service_env
+
+PER_HOUR, PER_SECOND = 12, 3
+DAYS = 3
+
+
+def test_instances_and_a_backfill_share_the_budget_and_lose_no_slice(
+    bucket: str, tmp_path: Path
+) -> None:
+    with Simulator(sim_config(events_per_minute=3)) as sim:
+        with ExitStack() as stack:
+            env = service_env(
+                sim,
+                LEDGER_STORE=f"gs://{bucket}/ledger",
+                LEDGER_SLICE_MINUTES="60",
+                BUDGET_STORE=f"gs://{bucket}/budget",
+                EXPORT_QUERIES_PER_HOUR=str(PER_HOUR),
+                EXPORT_QUERIES_PER_SECOND=str(PER_SECOND),
+                EXPORT_DEADLINE_SECONDS="20",
+                LOG_LEVEL="warning",
+            )
+            services = [
+                stack.enter_context(gunicorn(env, tmp_path / f"gunicorn-{i}.log", workers=2))
+                for i in range(2)
+            ]
+            backfill = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "collector",
+                    "backfill",
+                    "--days",
+                    str(DAYS),
+                    "--tasks",
+                    "3",
+                ],
+                cwd=ROOT,
+                env={**os.environ, **env, "LOG_FORMAT": "text"},
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            paths = [
+                "/distinct-users?days=1",
+                "/events?days=2",
+                "/active-users",
+                "/events?minutes=90",
+            ]
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                first = list(
+                    pool.map(
+                        lambda i: requests.get(services[i % 2].base + paths[i % 4], timeout=60),
+                        range(8),
+                    )
+                )
+            out, _ = backfill.communicate(timeout=120)
+            assert backfill.returncode == 0, out
+            days = [json.loads(line) for line in out.splitlines()]
+            assert len(days) == DAYS and all(d["complete"] for d in days)
+            # The hour's budget is spent now, or nearly: the rest are refused, not sent.
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                more = list(
+                    pool.map(
+                        lambda i: requests.get(services[i % 2].base + paths[0], timeout=60),
+                        range(8),
+                    )
+                )
+        answers = [r.json() for r in first + more]
+        assert {r.status_code for r in first + more} <= {200, 503}
+        # Past the hour's budget nothing more is sent: an answer is a 503 saying when to come back,
+        # or, where the ledger holds most of the window, a partial answer that says why.
+        refused = [
+            a
+            for a in answers
+            if a.get("code") == "budget_exhausted"
+            or any(e["kind"] == "budget" for e in a.get("export", {}).get("errors", []))
+        ]
+        assert refused
+        assert sum(a.get("ledger", {}).get("queries", 0) for a in answers) + DAYS >= len(
+            sim.requests
+        )
+        arrived = sorted(r["at"] for r in sim.requests)
+        assert len(arrived) <= PER_HOUR
+        assert all(b - a >= 1.0 for a, b in zip(arrived, arrived[PER_SECOND:], strict=False))
+        for a in answers:
+            if "ledger" in a and a["complete"]:
+                window = a["window"]
+                start = datetime.fromisoformat(window["from"].replace("Z", "+00:00"))
+                end = datetime.fromisoformat(window["to"].replace("Z", "+00:00"))
+                t = sim.truth(start, end)
+                assert a["value"] == (t.events if a["metric"] == "events" else t.distinct_users)
+
+        # Every backfilled day is in the ledger whole, and exact: read from it alone.
+        reader = ExportReader(make_settings(sim.url), QueryBudget(60, 3))
+        kept = LedgerService(
+            Ledger(GcsBlobStore(bucket, "ledger", client()), Slicing(60)), reader, 0
+        )
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        for k in range(1, DAYS + 1):
+            day = Window(today - timedelta(days=k), today - timedelta(days=k - 1))
+            body = kept.compute(MetricRequest("distinct_users", day))
+            assert body["ledger"]["slices_read_now"] == 0 and body["ledger"]["queries"] == 0
+            assert body["value"] == sim.truth(day.start, day.end).distinct_users
