@@ -77,7 +77,8 @@ class UpstreamUnavailable(CollectorError):
 
 
 class BudgetExhausted(UpstreamUnavailable):
-    """The per-process Export query budget is spent; asking now would earn a 429."""
+    """The Export query budget (this process's, or the project's with BUDGET_STORE) is spent:
+    asking now would earn a 429."""
 
     code = "budget_exhausted"
 
