@@ -228,3 +228,21 @@ def test_readers_of_the_same_hour_never_lose_each_others_slices(
     whole = services[0].compute(MetricRequest("events", hour))
     assert sim.queries == before  # all twelve slices were kept by the twelve readers
     assert whole["value"] == truth(sim, MetricRequest("events", hour))
+
+
+def test_past_the_exact_cap_a_ledger_answer_is_an_estimate_within_its_bound(
+    tmp_path: Path,
+) -> None:
+    with Simulator(
+        sim_config(today=DAY + timedelta(days=2), users=8000, events_per_minute=400)
+    ) as crowd:
+        clock = Clock(BASE + timedelta(days=1))
+        reader = ExportReader(make_settings(crowd.url), QueryBudget(60, 3), now=clock)
+        ledger = LedgerService(Ledger(DirBlobStore(tmp_path), Slicing(15)), reader, 1000, clock)
+        request = MetricRequest("distinct_users", Window(BASE, BASE + timedelta(hours=2)))
+        truth_users = crowd.truth(request.window.start, request.window.end).distinct_users
+        for _ in range(2):  # read, then from the ledger alone: the same estimate
+            body = ledger.compute(request)
+            assert body["estimate"] is True and truth_users > 1000
+            assert abs(body["value"] - truth_users) <= truth_users * body["relative_error"]
+        assert body["ledger"]["slices_read_now"] == 0

@@ -73,6 +73,42 @@ class _Parts:
             self.parts[max(k, 0)].add(rows.select(index == k))
 
 
+class _Answer:
+    """An answer built part by part: each slice or rollup is folded in as soon as it is had,
+    then let go (a month of rollups is never held at once)."""
+
+    def __init__(self, request: MetricRequest, exact_cap: int) -> None:
+        self.events = request.metric == "events"
+        self.wanted = set(request.events) if request.events else None
+        self.by_event: dict[str, int] = {}
+        self.users = DistinctUsers(exact_cap)
+        self.parts = 0
+        self.complete = True
+        self.as_of: float | None = None
+
+    def fold(self, part: SliceState) -> None:
+        self.parts += 1
+        self.complete = self.complete and part.complete
+        self.as_of = part.read_at if self.as_of is None else min(self.as_of, part.read_at)
+        wanted = self.wanted
+        if self.events:
+            for name, n in zip(part.names, part.counts.tolist(), strict=True):
+                if n and (wanted is None or name in wanted):
+                    self.by_event[name] = self.by_event.get(name, 0) + n
+            return
+        hashes = part.users
+        if wanted is not None:
+            codes = [i for i, name in enumerate(part.names) if name in wanted]
+            hashes = hashes[np.isin(part.codes, codes)]
+        self.users.add_hashes(np.unique(hashes))
+
+    def value(self) -> dict[str, Any]:
+        if self.events:
+            ordered = dict(sorted(self.by_event.items(), key=lambda kv: (-kv[1], kv[0])))
+            return {"value": sum(ordered.values()), "by_event": ordered}
+        return self.users.result()
+
+
 class LedgerService:
     """Metric answers from the ledger, reading only the slices it lacks."""
 
@@ -101,9 +137,11 @@ class LedgerService:
         slicing = self.ledger.slicing
         start, end = int(request.window.start_ts), int(request.window.end_ts)
         whole = slicing.whole(start, end, now)
-        loaded = self.ledger.load(whole[0], whole[-1] + slicing.seconds) if whole else None
-        in_days = {d.start for d in loaded.days} if loaded else set()
-        parts: list[SliceState] = list(loaded.days) if loaded else []
+        answer = _Answer(request, self.exact_cap)
+        loaded = (
+            self.ledger.load(whole[0], whole[-1] + slicing.seconds, answer.fold) if whole else None
+        )
+        in_days = loaded.day_starts if loaded else set()
         ranges: list[_Range] = []
         old: dict[int, SliceState] = {}
         for s in whole:
@@ -111,7 +149,7 @@ class LedgerService:
                 continue
             kept = loaded.slices.get(s) if loaded else None
             if kept is not None and kept.complete and not slicing.due(s, kept.read_at, now):
-                parts.append(kept)
+                answer.fold(kept)
                 continue
             if kept is not None:
                 old[s] = kept
@@ -119,28 +157,29 @@ class LedgerService:
         edges = [(start, whole[0]), (whole[-1] + slicing.seconds, end)] if whole else [(start, end)]
         for a, b in edges:
             if a < b and memo is not None and (a, b) in memo:
-                parts.append(memo[(a, b)])
+                answer.fold(memo[(a, b)])
             elif a < b:
                 ranges.append(_Range(a, b, keep=False))
-        from_ledger = len(parts)
+        from_ledger = answer.parts
         figures = _Figures()
         fresh, missing = self._read(request, sorted(ranges, key=lambda r: r.start), now, figures)
         for r in missing:  # not read: what the ledger had is still the best there is
             if r.start in old:
-                parts.append(old[r.start])
+                answer.fold(old[r.start])
         # A re-read slice answers as it is kept: a partial re-read cannot lower a complete read.
-        parts.extend(reread(old.get(f.start), f) if f.start in old else f for f in fresh)
+        for f in fresh:
+            answer.fold(reread(old.get(f.start), f) if f.start in old else f)
         if memo is not None:
             kept_starts = {r.start for r in ranges if r.keep}
             memo.update(((f.start, f.end), f) for f in fresh if f.start not in kept_starts)
-        if not parts and figures.error is not None:
+        if not answer.parts and figures.error is not None:
             raise figures.error
         for day in range(day_start(start), end, DAY):
             if start <= day and day + DAY <= end and day not in in_days:
                 self.ledger.roll_up(day, now)
-        complete = not missing and all(p.complete for p in parts)
+        complete = not missing and answer.complete
         body: dict[str, Any] = {"metric": request.metric}
-        body.update(self._value(request, parts))
+        body.update(answer.value())
         body["complete"] = complete
         body["window"] = request.window.as_dict()
         if request.events:
@@ -155,7 +194,7 @@ class LedgerService:
             "slices_from_ledger": from_ledger,
             "edges_read": sum(1 for r in ranges if not r.keep and r not in missing),
             "queries": figures.queries,
-            "as_of": iso(datetime.fromtimestamp(min((p.read_at for p in parts), default=now), UTC)),
+            "as_of": iso(datetime.fromtimestamp(answer.as_of or now, UTC)),
         }
         return body
 
@@ -192,25 +231,6 @@ class LedgerService:
             if keep:
                 self.ledger.save(keep)
         return fresh, missing
-
-    def _value(self, request: MetricRequest, parts: list[SliceState]) -> dict[str, Any]:
-        wanted = set(request.events) if request.events else None
-        if request.metric == "events":
-            by_event: dict[str, int] = {}
-            for p in parts:
-                for name, n in zip(p.names, p.counts.tolist(), strict=True):
-                    if n and (wanted is None or name in wanted):
-                        by_event[name] = by_event.get(name, 0) + n
-            ordered = dict(sorted(by_event.items(), key=lambda kv: (-kv[1], kv[0])))
-            return {"value": sum(ordered.values()), "by_event": ordered}
-        users = DistinctUsers(self.exact_cap)
-        for p in parts:
-            hashes = p.users
-            if wanted is not None:
-                codes = [i for i, name in enumerate(p.names) if name in wanted]
-                hashes = hashes[np.isin(p.codes, codes)]
-            users.add_hashes(np.unique(hashes))
-        return users.result()
 
 
 def _queries(pieces: list[list[_Range]], longest: int) -> list[list[list[_Range]]]:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import msgspec
 
@@ -37,6 +38,7 @@ class Loaded:
 
     days: list[SliceState]
     slices: dict[int, SliceState]  # by slice start
+    day_starts: set[int] = field(default_factory=set)  # days answered by a rollup
 
 
 class Ledger:
@@ -52,14 +54,23 @@ class Ledger:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def load(self, start: int, end: int) -> Loaded:
-        """The kept states of the whole slices in [start, end)."""
+    def load(
+        self, start: int, end: int, on_day: Callable[[SliceState], None] | None = None
+    ) -> Loaded:
+        """The kept states of the whole slices in [start, end). With `on_day`, each day's
+        rollup goes to it as it is read and is not kept: a month of them need not be held at
+        once."""
         out = Loaded([], {})
         for day in range(day_start(start), end, DAY):
             if start <= day and day + DAY <= end:
                 rolled = self._get(f"days/{day_key(day)}")
                 if rolled is not None:
-                    out.days.append(SliceState.from_dict(rolled[0]))
+                    state = SliceState.from_dict(rolled[0])
+                    out.day_starts.add(day)
+                    if on_day is None:
+                        out.days.append(state)
+                    else:
+                        on_day(state)
                     continue
             for hour in range(max(day, start - start % 3600), min(day + DAY, end), 3600):
                 for s in self._hour(hour)[0].values():
