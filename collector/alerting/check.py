@@ -16,25 +16,21 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from collector.alerting.claims import claim
 from collector.alerting.decide import (
-    Evaluation,
-    Observation,
     RuleState,
-    evaluate,
     transition,
 )
 from collector.alerting.deliver import Deliverer, Delivery
 from collector.alerting.dry_run import preview
 from collector.alerting.notify import Notification, Notifier
+from collector.alerting.observe import Outcome, observe, observe_ledger
 from collector.alerting.plan import (
-    QueryGroup,
-    RuleWindows,
     plan_queries,
     rule_windows,
 )
@@ -43,23 +39,11 @@ from collector.alerting.rules import RuleSet
 from collector.alerting.state import validate
 from collector.alerting.store import StateStore, StoreError, update
 from collector.config import Settings
-from collector.errors import CollectorError
-from collector.export.query import ExportQuery
 from collector.export.reader import ExportReader
 from collector.ledger.service import LedgerService
-from collector.metrics.fanout import Fanout, Slot
-from collector.metrics.service import MetricRequest
 from collector.window import iso
 
 log = logging.getLogger("collector.alerting")
-
-
-@dataclass
-class _Outcome:
-    rw: RuleWindows
-    obs: Observation
-    ev: Evaluation
-    group: int
 
 
 class Checker:
@@ -98,9 +82,9 @@ class Checker:
             [rule_windows(r, now) for r in selected], self.settings.max_window_days
         )
         if self.ledger is not None:
-            outcomes, exports = self._observe_ledger(groups)
+            outcomes, exports = observe_ledger(groups, self.ledger)
         else:
-            outcomes, exports = self._observe(groups)
+            outcomes, exports = observe(groups, self.reader, self.settings.exact_distinct_cap)
         queries = sum(e.get("queries", 1) for e in exports)
         run = uuid.uuid4().hex[:12]
         if dry_run:
@@ -149,114 +133,10 @@ class Checker:
             "store": self.store.describe(),
         }
 
-    # -- observe: one export per group ----------------------------------------------------
-
-    def _observe(self, groups: list[QueryGroup]) -> tuple[list[_Outcome], list[dict[str, Any]]]:
-        outcomes: list[_Outcome] = []
-        exports: list[dict[str, Any]] = []
-        cap = self.settings.exact_distinct_cap
-        for index, group in enumerate(groups):
-            slots = {}
-            for rw in group.members:
-                slots[(rw.rule.name, "current")] = Slot(
-                    rw.rule.metric, rw.current, rw.rule.events, cap
-                )
-                for k, window in enumerate(rw.baselines):
-                    slots[(rw.rule.name, f"baseline{k}")] = Slot(
-                        rw.rule.metric, window, rw.rule.events, cap
-                    )
-            fanout = Fanout(slots.values(), group.window, group.events)
-            figures: dict[str, Any] = {
-                "window": group.window.as_dict(),
-                "rules": [m.rule.name for m in group.members],
-            }
-            try:
-                report = self.reader.read(ExportQuery(group.window, group.events), fanout)
-                report.duplicates = fanout.duplicates()
-                figures.update(complete=report.complete, **report.as_dict())
-                error = None
-            except CollectorError as exc:
-                figures.update(
-                    complete=False, error=exc.message, code=exc.code, **(exc.export or {})
-                )
-                report, error = None, exc.message
-            exports.append(figures)
-            for rw in group.members:
-                if report is None:
-                    obs = Observation(None, False, error=error)
-                else:
-                    base = [
-                        slots[(rw.rule.name, f"baseline{k}")].value()
-                        for k in range(len(rw.baselines))
-                    ]
-                    # Counts stay whole numbers: the answer says 317, not 317.0.
-                    obs = Observation(
-                        slots[(rw.rule.name, "current")].value(),
-                        report.complete,
-                        _average(base),
-                        report.complete,
-                    )
-                outcomes.append(_Outcome(rw, obs, evaluate(rw.rule, obs), index))
-        return outcomes, exports
-
-    def _observe_ledger(
-        self, groups: list[QueryGroup]
-    ) -> tuple[list[_Outcome], list[dict[str, Any]]]:
-        """Each rule window answered by the ledger: a window read by an earlier rule (or run)
-        costs nothing, so baselines a day or a week back are cheap."""
-        assert self.ledger is not None
-        outcomes: list[_Outcome] = []
-        exports: list[dict[str, Any]] = []
-        memo: dict = {}  # the windows' unaligned edges, each read once for the whole run
-        for index, group in enumerate(groups):
-            for rw in group.members:
-                answers = []
-                error = None
-                for window in (rw.current, *rw.baselines):
-                    request = MetricRequest(rw.rule.metric, window, rw.rule.events)
-                    try:
-                        body = self.ledger.compute(request, memo)
-                    except CollectorError as exc:
-                        error = exc.message
-                        exports.append(
-                            {
-                                "window": window.as_dict(),
-                                "rules": [rw.rule.name],
-                                "complete": False,
-                                "error": exc.message,
-                                "code": exc.code,
-                                "queries": 1,
-                            }
-                        )
-                        break
-                    answers.append(body)
-                    exports.append(
-                        {
-                            "window": window.as_dict(),
-                            "rules": [rw.rule.name],
-                            "complete": body["complete"],
-                            "queries": body["ledger"]["queries"],
-                            **body["export"],
-                            "ledger": body["ledger"],
-                        }
-                    )
-                if error is not None:
-                    obs = Observation(None, False, error=error)
-                else:
-                    current, base = answers[0], answers[1:]
-                    obs = Observation(
-                        current["value"],
-                        current["complete"],
-                        _average([b["value"] for b in base]),
-                        all(b["complete"] for b in base),
-                    )
-                outcomes.append(_Outcome(rw, obs, evaluate(rw.rule, obs), index))
-        return outcomes, exports
-
     # -- phase 1: transitions, saved with what they owe and this run's claims -----------
 
     def _record(
-        self, doc: dict[str, Any], outcomes: list[_Outcome], now: datetime, run: str
+        self, doc: dict[str, Any], outcomes: list[Outcome], now: datetime, run: str
     ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]], dict[str, str]]:
         validate(doc, self.store.describe())  # it may have changed since the preflight
         states = doc.setdefault("rules", {})
@@ -297,7 +177,7 @@ class Checker:
         s = self.settings
         return timedelta(seconds=s.notify_deadline_seconds + s.notify_timeout_seconds + 60)
 
-    def _notification(self, o: _Outcome, kind: str, target: str, now: datetime) -> Notification:
+    def _notification(self, o: Outcome, kind: str, target: str, now: datetime) -> Notification:
         rule = o.rw.rule
         return Notification(
             id=f"{rule.name}:{kind}:{iso(now)}:{target}",
@@ -326,7 +206,7 @@ class Checker:
         return f"https://console.cloud.google.com/logs/query;query={query}?project={project}"
 
     def _describe(
-        self, o: _Outcome, owed: dict[str, dict[str, Any]], delivery: Delivery
+        self, o: Outcome, owed: dict[str, dict[str, Any]], delivery: Delivery
     ) -> dict[str, Any]:
         rule = o.rw.rule
         out: dict[str, Any] = {
@@ -354,13 +234,6 @@ class Checker:
         waiting = {**delivery.deferred, **delivery.held}
         out["notify_deferred"] = {i: e for i, e in waiting.items() if i.startswith(prefix)}
         return out
-
-
-def _average(values: list[int]) -> float | int | None:
-    """The baseline: one window's value as it is, or the mean of several."""
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else sum(values) / len(values)
 
 
 def _unsettled(delivery: Delivery) -> str:

@@ -18,7 +18,6 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,9 +26,9 @@ import numpy as np
 from collector.blobs import DirBlobStore, blob_store_from_url
 from collector.config import Settings
 from collector.errors import ConfigError, UpstreamRefused, UpstreamUnavailable
-from collector.export.batch import Batch
 from collector.export.query import ExportQuery
 from collector.export.reader import ExportReader
+from collector.ledger.reads import Figures, Parts, Range, at, queries, touching
 from collector.ledger.slices import Slicing, day_start
 from collector.ledger.state import SliceCollector, SliceState, reread
 from collector.ledger.store import DAY, Ledger
@@ -39,38 +38,10 @@ from collector.window import Window, iso
 
 log = logging.getLogger("collector.ledger")
 
-MAX_PIECES = 16  # pieces of time in one query's `where`: it stays a URL of reasonable length
 PARTIAL_NOTE = (
     "partial: some slices of the window could not be read to their end, so every count is a "
     "lower bound (never more than the truth); see export.errors and ledger"
 )
-
-
-@dataclass
-class _Range:
-    start: int
-    end: int
-    keep: bool  # a whole slice to keep, or an edge of the window read for this answer only
-
-
-class _Parts:
-    """A sink that routes each row to the part (slice or edge) its time falls in."""
-
-    def __init__(self, parts: list[SliceCollector]) -> None:
-        self.parts = sorted(parts, key=lambda p: p.start)
-        self.starts = np.array([p.start for p in self.parts], dtype=np.float64)
-
-    def new_attempt(self) -> None:
-        for part in self.parts:
-            part.new_attempt()
-
-    def add(self, rows: Batch) -> None:
-        if len(self.parts) == 1:
-            self.parts[0].add(rows)
-            return
-        index = np.searchsorted(self.starts, rows.times, side="right") - 1
-        for k in np.unique(index).tolist():
-            self.parts[max(k, 0)].add(rows.select(index == k))
 
 
 class _Answer:
@@ -142,7 +113,7 @@ class LedgerService:
             self.ledger.load(whole[0], whole[-1] + slicing.seconds, answer.fold) if whole else None
         )
         in_days = loaded.day_starts if loaded else set()
-        ranges: list[_Range] = []
+        ranges: list[Range] = []
         old: dict[int, SliceState] = {}
         for s in whole:
             if day_start(s) in in_days:
@@ -153,15 +124,15 @@ class LedgerService:
                 continue
             if kept is not None:
                 old[s] = kept
-            ranges.append(_Range(s, s + slicing.seconds, keep=True))
+            ranges.append(Range(s, s + slicing.seconds, keep=True))
         edges = [(start, whole[0]), (whole[-1] + slicing.seconds, end)] if whole else [(start, end)]
         for a, b in edges:
             if a < b and memo is not None and (a, b) in memo:
                 answer.fold(memo[(a, b)])
             elif a < b:
-                ranges.append(_Range(a, b, keep=False))
+                ranges.append(Range(a, b, keep=False))
         from_ledger = answer.parts
-        figures = _Figures()
+        figures = Figures()
         fresh, missing = self._read(request, sorted(ranges, key=lambda r: r.start), now, figures)
         for r in missing:  # not read: what the ledger had is still the best there is
             if r.start in old:
@@ -201,23 +172,23 @@ class LedgerService:
     # -- reading what is missing ----------------------------------------------------------------
 
     def _read(
-        self, request: MetricRequest, ranges: list[_Range], now: float, figures: _Figures
-    ) -> tuple[list[SliceState], list[_Range]]:
+        self, request: MetricRequest, ranges: list[Range], now: float, figures: Figures
+    ) -> tuple[list[SliceState], list[Range]]:
         """Read the ranges, as few queries as possible: touching ranges are one piece of time,
         and up to MAX_PIECES pieces go in one query (one `where` of them all). The states
         read, and the ranges that could not be."""
         fresh: list[SliceState] = []
-        missing: list[_Range] = []
-        for chunk in _queries(_touching(ranges), self.max_query_seconds):
+        missing: list[Range] = []
+        for chunk in queries(touching(ranges), self.max_query_seconds):
             group = [r for piece in chunk for r in piece]
             collectors = [SliceCollector(r.start, r.end) for r in group]
             # Slices kept serve every later question: they hold every event name.
             names = () if any(r.keep for r in group) else request.events
-            windows = tuple(Window(_at(p[0].start), _at(p[-1].end)) for p in chunk)
+            windows = tuple(Window(at(p[0].start), at(p[-1].end)) for p in chunk)
             cover = Window(windows[0].start, windows[-1].end)
             query = ExportQuery(cover, names, windows if len(windows) > 1 else ())
             try:
-                report = self.reader.read(query, _Parts(collectors))
+                report = self.reader.read(query, Parts(collectors))
             except UpstreamRefused:
                 raise  # the query or the credentials are wrong: no slice can help
             except UpstreamUnavailable as exc:
@@ -231,84 +202,6 @@ class LedgerService:
             if keep:
                 self.ledger.save(keep)
         return fresh, missing
-
-
-def _queries(pieces: list[list[_Range]], longest: int) -> list[list[list[_Range]]]:
-    """Pieces grouped into queries: at most MAX_PIECES each, none spanning more than `longest`
-    seconds (MAX_WINDOW_DAYS: one query of a month would be a month of bytes at once)."""
-    queries: list[list[list[_Range]]] = []
-    for piece in pieces:
-        for part in _split(piece, longest):
-            last = queries[-1] if queries else None
-            if (
-                last is not None
-                and len(last) < MAX_PIECES
-                and part[-1].end - last[0][0].start <= longest
-            ):
-                last.append(part)
-            else:
-                queries.append([part])
-    return queries
-
-
-def _split(piece: list[_Range], longest: int) -> list[list[_Range]]:
-    parts: list[list[_Range]] = [[]]
-    for r in piece:
-        if parts[-1] and r.end - parts[-1][0].start > longest:
-            parts.append([])
-        parts[-1].append(r)
-    return parts
-
-
-def _touching(ranges: list[_Range]) -> list[list[_Range]]:
-    groups: list[list[_Range]] = []
-    for r in ranges:
-        if groups and groups[-1][-1].end == r.start:
-            groups[-1].append(r)
-        else:
-            groups.append([r])
-    return groups
-
-
-def _at(ts: int) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
-
-
-class _Figures:
-    """The export figures of every read an answer made, added up."""
-
-    def __init__(self) -> None:
-        self.totals: dict[str, Any] = {
-            "attempts": 0,
-            "events": 0,
-            "bad_lines": 0,
-            "unreadable": 0,
-            "skipped": 0,
-            "lines": 0,
-            "bytes": 0,
-        }
-        self.errors: list[dict[str, Any]] = []
-        self.warnings: list[str] = []
-        self.queries = 0
-        self.error: UpstreamUnavailable | None = None
-
-    def add(self, export: dict[str, Any]) -> None:
-        self.queries += export.get("attempts", 0)  # queries sent: a spent budget sends none
-        for key in self.totals:
-            self.totals[key] += export.get(key, 0)
-        self.errors.extend(export.get("errors", []))
-        self.warnings.extend(w for w in export.get("warnings", []) if w not in self.warnings)
-
-    def failed(self, exc: UpstreamUnavailable) -> None:
-        self.error = self.error or exc
-        if exc.export:
-            self.add(exc.export)
-
-    def as_dict(self, seconds: float) -> dict[str, Any]:
-        out = {**self.totals, "seconds": round(seconds, 3), "errors": self.errors}
-        if self.warnings:
-            out["warnings"] = self.warnings
-        return out
 
 
 def build_ledger(

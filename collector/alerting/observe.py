@@ -1,0 +1,138 @@
+"""What the rules' windows hold: read once per query group, or answered by the slice ledger.
+
+`observe` reads each group of rules that fit one Export query once and fans its rows out to
+every rule window (`collector.metrics.fanout`); `observe_ledger` asks the ledger for each window,
+so a window read by an earlier rule or run costs nothing. Either way, each rule gets an
+`Observation` (its value, its baseline's, their completeness) and the pure evaluation of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from collector.alerting.decide import Evaluation, Observation, evaluate
+from collector.alerting.plan import QueryGroup, RuleWindows
+from collector.errors import CollectorError
+from collector.export.query import ExportQuery
+from collector.export.reader import ExportReader
+from collector.ledger.service import LedgerService
+from collector.metrics.fanout import Fanout, Slot
+from collector.metrics.service import MetricRequest
+
+
+@dataclass
+class Outcome:
+    """One rule's observation and its evaluation, and which query group it came from."""
+
+    rw: RuleWindows
+    obs: Observation
+    ev: Evaluation
+    group: int
+
+
+def observe(
+    groups: list[QueryGroup], reader: ExportReader, cap: int
+) -> tuple[list[Outcome], list[dict[str, Any]]]:
+    """Each query group read once, its rows fanned out to every rule window of the group."""
+    outcomes: list[Outcome] = []
+    exports: list[dict[str, Any]] = []
+    for index, group in enumerate(groups):
+        slots = {}
+        for rw in group.members:
+            slots[(rw.rule.name, "current")] = Slot(rw.rule.metric, rw.current, rw.rule.events, cap)
+            for k, window in enumerate(rw.baselines):
+                slots[(rw.rule.name, f"baseline{k}")] = Slot(
+                    rw.rule.metric, window, rw.rule.events, cap
+                )
+        fanout = Fanout(slots.values(), group.window, group.events)
+        figures: dict[str, Any] = {
+            "window": group.window.as_dict(),
+            "rules": [m.rule.name for m in group.members],
+        }
+        try:
+            report = reader.read(ExportQuery(group.window, group.events), fanout)
+            report.duplicates = fanout.duplicates()
+            figures.update(complete=report.complete, **report.as_dict())
+            error = None
+        except CollectorError as exc:
+            figures.update(complete=False, error=exc.message, code=exc.code, **(exc.export or {}))
+            report, error = None, exc.message
+        exports.append(figures)
+        for rw in group.members:
+            if report is None:
+                obs = Observation(None, False, error=error)
+            else:
+                base = [
+                    slots[(rw.rule.name, f"baseline{k}")].value() for k in range(len(rw.baselines))
+                ]
+                # Counts stay whole numbers: the answer says 317, not 317.0.
+                obs = Observation(
+                    slots[(rw.rule.name, "current")].value(),
+                    report.complete,
+                    _average(base),
+                    report.complete,
+                )
+            outcomes.append(Outcome(rw, obs, evaluate(rw.rule, obs), index))
+    return outcomes, exports
+
+
+def observe_ledger(
+    groups: list[QueryGroup], ledger: LedgerService
+) -> tuple[list[Outcome], list[dict[str, Any]]]:
+    """Each rule window answered by the ledger: a window read by an earlier rule (or run)
+    costs nothing, so baselines a day or a week back are cheap."""
+    outcomes: list[Outcome] = []
+    exports: list[dict[str, Any]] = []
+    memo: dict = {}  # the windows' unaligned edges, each read once for the whole run
+    for index, group in enumerate(groups):
+        for rw in group.members:
+            answers = []
+            error = None
+            for window in (rw.current, *rw.baselines):
+                request = MetricRequest(rw.rule.metric, window, rw.rule.events)
+                try:
+                    body = ledger.compute(request, memo)
+                except CollectorError as exc:
+                    error = exc.message
+                    exports.append(
+                        {
+                            "window": window.as_dict(),
+                            "rules": [rw.rule.name],
+                            "complete": False,
+                            "error": exc.message,
+                            "code": exc.code,
+                            "queries": 1,
+                        }
+                    )
+                    break
+                answers.append(body)
+                exports.append(
+                    {
+                        "window": window.as_dict(),
+                        "rules": [rw.rule.name],
+                        "complete": body["complete"],
+                        "queries": body["ledger"]["queries"],
+                        **body["export"],
+                        "ledger": body["ledger"],
+                    }
+                )
+            if error is not None:
+                obs = Observation(None, False, error=error)
+            else:
+                current, base = answers[0], answers[1:]
+                obs = Observation(
+                    current["value"],
+                    current["complete"],
+                    _average([b["value"] for b in base]),
+                    all(b["complete"] for b in base),
+                )
+            outcomes.append(Outcome(rw, obs, evaluate(rw.rule, obs), index))
+    return outcomes, exports
+
+
+def _average(values: list[int]) -> float | int | None:
+    """The baseline: one window's value as it is, or the mean of several."""
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else sum(values) / len(values)
