@@ -22,26 +22,26 @@ from typing import Any, Protocol
 
 from google.api_core import exceptions as gcs_errors
 from google.cloud import storage
-from google.cloud.storage.retry import DEFAULT_RETRY
 
+from collector import gcs
 from collector.errors import StoreConflict, StoreError
 
 ABSENT: Any = 0  # as `if_version`: write only if there is no object yet
-TIMEOUT_SECONDS = 10.0
-RETRY = DEFAULT_RETRY.with_timeout(30.0)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=/-]*$")
 
 
 class BlobStore(Protocol):
     """Objects by name; `get` gives the bytes and their version, `put` may be conditional."""
 
-    def get(self, name: str) -> tuple[bytes, Any] | None: ...
+    def get(self, name: str, *, seconds: float | None = None) -> tuple[bytes, Any] | None: ...
 
-    def put(self, name: str, data: bytes, *, if_version: Any = None) -> Any: ...
+    def put(
+        self, name: str, data: bytes, *, if_version: Any = None, seconds: float | None = None
+    ) -> Any: ...
 
-    def names(self, prefix: str = "") -> list[str]: ...
+    def names(self, prefix: str = "", *, seconds: float | None = None) -> list[str]: ...
 
-    def delete(self, name: str) -> None: ...
+    def delete(self, name: str, *, seconds: float | None = None) -> None: ...
 
     def describe(self) -> str: ...
 
@@ -74,7 +74,8 @@ class DirBlobStore:
     """Files under a directory; a version is the SHA-256 of a file's bytes.
 
     Writes go to a temporary file and `os.replace`, under one exclusive lock for the store, so
-    a version check and its write cannot interleave with another process's.
+    a version check and its write cannot interleave with another process's. `seconds` is
+    accepted and not needed: a local disk answers at once or fails.
     """
 
     def __init__(self, root: Path) -> None:
@@ -83,7 +84,7 @@ class DirBlobStore:
     def describe(self) -> str:
         return f"file:{self.root}"
 
-    def get(self, name: str) -> tuple[bytes, str] | None:
+    def get(self, name: str, *, seconds: float | None = None) -> tuple[bytes, str] | None:
         _check_name(name)
         try:
             data = (self.root / name).read_bytes()
@@ -93,7 +94,9 @@ class DirBlobStore:
             raise StoreError(f"cannot read {self.describe()}/{name}: {exc.strerror}") from exc
         return data, _digest(data)
 
-    def put(self, name: str, data: bytes, *, if_version: Any = None) -> str:
+    def put(
+        self, name: str, data: bytes, *, if_version: Any = None, seconds: float | None = None
+    ) -> str:
         _check_name(name)
         path = self.root / name
         try:
@@ -109,21 +112,27 @@ class DirBlobStore:
             raise StoreError(f"cannot write {self.describe()}/{name}: {exc.strerror}") from exc
         return _digest(data)
 
-    def names(self, prefix: str = "") -> list[str]:
+    def names(self, prefix: str = "", *, seconds: float | None = None) -> list[str]:
         if not self.root.is_dir():
             return []
         found = []
-        for path in self.root.rglob("*"):
-            rel = path.relative_to(self.root).as_posix()
-            hidden = rel.startswith(".") or "/." in rel  # the lock, temporary files
-            if path.is_file() and not hidden and rel.startswith(prefix):
-                found.append(rel)
+        try:
+            for path in self.root.rglob("*"):
+                rel = path.relative_to(self.root).as_posix()
+                hidden = rel.startswith(".") or "/." in rel  # the lock, temporary files
+                if path.is_file() and not hidden and rel.startswith(prefix):
+                    found.append(rel)
+        except OSError as exc:
+            raise StoreError(f"cannot list {self.describe()}: {exc.strerror}") from exc
         return sorted(found)
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, *, seconds: float | None = None) -> None:
         _check_name(name)
-        with contextlib.suppress(FileNotFoundError), self._locked():
-            (self.root / name).unlink()
+        try:
+            with contextlib.suppress(FileNotFoundError), self._locked():
+                (self.root / name).unlink()
+        except OSError as exc:
+            raise StoreError(f"cannot delete {self.describe()}/{name}: {exc.strerror}") from exc
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -158,7 +167,10 @@ def _replace(path: Path, data: bytes) -> None:
 
 
 class GcsBlobStore:
-    """Objects under a prefix of a bucket; a version is the object's generation."""
+    """Objects under a prefix of a bucket; a version is the object's generation.
+
+    Every call may be given `seconds`: what the caller may still spend waiting on the store
+    (its request timeout and its retries stay within it)."""
 
     def __init__(self, bucket: str, prefix: str = "", client: storage.Client | None = None):
         self.bucket_name = bucket
@@ -172,62 +184,57 @@ class GcsBlobStore:
     def client(self) -> storage.Client:
         # Created on first use, so building the app needs neither credentials nor the network.
         if self._client is None:
-            self._client = storage.Client()
+            self._client = gcs.make_client(self.describe())
         return self._client
 
     def _blob(self, name: str) -> storage.Blob:
         _check_name(name)
         return self.client.bucket(self.bucket_name).blob(self.prefix + name)
 
-    def get(self, name: str) -> tuple[bytes, int] | None:
-        blob = self._blob(name)
-        try:
-            data = blob.download_as_bytes(timeout=TIMEOUT_SECONDS, retry=RETRY)
-        except gcs_errors.NotFound:
-            return None
-        except gcs_errors.GoogleAPIError as exc:
-            raise StoreError(f"cannot read {self.describe()}/{name}: {_short(exc)}") from exc
+    def get(self, name: str, *, seconds: float | None = None) -> tuple[bytes, int] | None:
+        timeout, retry = gcs.limits(seconds)
+        with gcs.failures(lambda: f"cannot read {self.describe()}/{name}"):
+            blob = self._blob(name)
+            try:
+                data = blob.download_as_bytes(timeout=timeout, retry=retry)
+            except gcs_errors.NotFound:
+                return None
         return data, int(blob.generation)
 
-    def put(self, name: str, data: bytes, *, if_version: Any = None) -> int:
-        blob = self._blob(name)
+    def put(
+        self, name: str, data: bytes, *, if_version: Any = None, seconds: float | None = None
+    ) -> int:
+        timeout, retry = gcs.limits(seconds)
         kwargs: dict[str, Any] = {}
         if if_version is not None:
             kwargs["if_generation_match"] = int(if_version)
-        try:
-            # A conditional upload is safe to retry: a repeat of a write that landed is a 412.
-            blob.upload_from_string(
-                data,
-                content_type="application/octet-stream",
-                timeout=TIMEOUT_SECONDS,
-                retry=RETRY if if_version is not None else None,
-                **kwargs,
-            )
-        except gcs_errors.PreconditionFailed:
-            raise StoreConflict(f"{self.describe()}/{name} changed since it was read") from None
-        except gcs_errors.GoogleAPIError as exc:
-            raise StoreError(f"cannot write {self.describe()}/{name}: {_short(exc)}") from exc
+        with gcs.failures(lambda: f"cannot write {self.describe()}/{name}"):
+            blob = self._blob(name)
+            try:
+                # A conditional upload is safe to retry: a repeat of a write that landed is a 412.
+                blob.upload_from_string(
+                    data,
+                    content_type="application/octet-stream",
+                    timeout=timeout,
+                    retry=retry if if_version is not None else None,
+                    **kwargs,
+                )
+            except gcs_errors.PreconditionFailed:
+                raise StoreConflict(f"{self.describe()}/{name} changed since it was read") from None
         return int(blob.generation)
 
-    def names(self, prefix: str = "") -> list[str]:
-        try:
+    def names(self, prefix: str = "", *, seconds: float | None = None) -> list[str]:
+        timeout, retry = gcs.limits(seconds)
+        with gcs.failures(lambda: f"cannot list {self.describe()}"):
             blobs = self.client.list_blobs(
-                self.bucket_name, prefix=self.prefix + prefix, timeout=TIMEOUT_SECONDS
+                self.bucket_name, prefix=self.prefix + prefix, timeout=timeout, retry=retry
             )
             return sorted(b.name[len(self.prefix) :] for b in blobs)
-        except gcs_errors.GoogleAPIError as exc:
-            raise StoreError(f"cannot list {self.describe()}: {_short(exc)}") from exc
 
-    def delete(self, name: str) -> None:
-        try:
-            self._blob(name).delete(timeout=TIMEOUT_SECONDS, retry=RETRY)
-        except gcs_errors.NotFound:
-            return
-        except gcs_errors.GoogleAPIError as exc:
-            raise StoreError(f"cannot delete {self.describe()}/{name}: {_short(exc)}") from exc
-
-
-def _short(exc: Exception) -> str:
-    code = getattr(exc, "code", None)
-    message = getattr(exc, "message", None) or str(exc)
-    return (f"{type(exc).__name__}" + (f" {code}" if code else "") + f": {message}")[:300]
+    def delete(self, name: str, *, seconds: float | None = None) -> None:
+        timeout, retry = gcs.limits(seconds)
+        with gcs.failures(lambda: f"cannot delete {self.describe()}/{name}"):
+            try:
+                self._blob(name).delete(timeout=timeout, retry=retry)
+            except gcs_errors.NotFound:
+                return

@@ -69,7 +69,7 @@ class CountingReader(ExportReader):
         super().__init__(settings, QueryBudget(60, 3))
         self.calls = 0
 
-    def read(self, query: Any, sink: Any) -> ExportReport:
+    def read(self, query: Any, sink: Any, deadline: Any = None) -> ExportReport:
         self.calls += 1
         sink.new_attempt()
         return ExportReport(complete=True, attempts=1)

@@ -3,6 +3,7 @@ answers as a full export would, at the cost of the new slices only."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from collector.config import Settings
 from collector.errors import ConfigError
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
-from collector.simulator import Simulator
+from collector.simulator import Fault, Simulator
 from tests.conftest import sim_config
 from tests.helpers import make_settings
 from tests.test_ledger import BASE, DAY, Clock
@@ -27,14 +28,37 @@ def sim():
         yield running
 
 
+# A week-over-week rule and a rule against the average of the three days before.
+BASELINE_RULES = {
+    "notifiers": {"log": {"type": "log"}},
+    "defaults": {"lag_minutes": 0, "notify": ["log"]},
+    "rules": [
+        {
+            "name": "wow",
+            "metric": "events",
+            "window_minutes": 60,
+            "drop_pct": 50,
+            "baseline": "week",
+        },
+        {
+            "name": "daily-avg",
+            "metric": "distinct_users",
+            "window_minutes": 60,
+            "rise_pct": 80,
+            "baseline": "day",
+            "baseline_windows": 3,
+        },
+    ],
+}
+
+
 def app_for(sim: Simulator, tmp_path: Path, clock: Clock, rules: dict | None = None, **env: str):
-    settings = make_settings(
-        sim.url,
-        LEDGER_STORE=str(tmp_path / "ledger"),
-        LEDGER_SLICE_MINUTES="60",
-        EXPORT_DEADLINE_SECONDS="30",
-        **env,
-    )
+    defaults = {
+        "LEDGER_STORE": str(tmp_path / "ledger"),
+        "LEDGER_SLICE_MINUTES": "60",
+        "EXPORT_DEADLINE_SECONDS": "30",
+    }
+    settings = make_settings(sim.url, **{**defaults, **env})
     reader = ExportReader(settings, QueryBudget(60, 3), now=clock)
     ruleset = parse_rules(rules, {}) if rules else None
     store = FileStateStore(tmp_path / "state.json") if rules else None
@@ -73,27 +97,7 @@ def test_days_without_the_ledger_is_a_400_naming_the_setting(sim: Simulator) -> 
 def test_a_week_over_week_rule_decides_on_the_truth_from_the_ledger(
     sim: Simulator, tmp_path: Path
 ) -> None:
-    rules = {
-        "notifiers": {"log": {"type": "log"}},
-        "defaults": {"lag_minutes": 0, "notify": ["log"]},
-        "rules": [
-            {
-                "name": "wow",
-                "metric": "events",
-                "window_minutes": 60,
-                "drop_pct": 50,
-                "baseline": "week",
-            },
-            {
-                "name": "daily-avg",
-                "metric": "distinct_users",
-                "window_minutes": 60,
-                "rise_pct": 80,
-                "baseline": "day",
-                "baseline_windows": 3,
-            },
-        ],
-    }
+    rules = BASELINE_RULES
     clock = Clock(BASE + timedelta(days=8))
     http = app_for(sim, tmp_path, clock, rules).test_client()
     # The history the baselines need, kept once (a backfill does the same for past days).
@@ -131,3 +135,24 @@ def test_a_week_over_week_rule_decides_on_the_truth_from_the_ledger(
 def test_ledger_settings_are_checked_at_start_up(env: dict, says: str) -> None:
     with pytest.raises(ConfigError, match=says.replace("?", r"\?").replace("(", r"\(")):
         Settings.from_env({"MIXPANEL_API_SECRET": "x", **env})
+
+
+def test_a_check_of_many_ledger_windows_reads_within_one_deadline(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """Each rule window is its own ledger answer, and each may need a read; they share the
+    run's deadline, so an upstream that trickles every body costs it once."""
+    rules = BASELINE_RULES
+    clock = Clock(BASE + timedelta(days=8))
+    app = app_for(
+        sim, tmp_path, clock, rules, EXPORT_DEADLINE_SECONDS="1.5", EXPORT_MAX_ATTEMPTS="1"
+    )
+    sim.script([Fault.trickle(200, interval=0.2)] * 8)
+    before = sim.queries
+    started = time.monotonic()
+    body = app.test_client().get("/check").get_json()
+    elapsed = time.monotonic() - started
+    # Six windows; with a deadline each, this took 3 s (two failed reads, one per rule).
+    assert elapsed < 2.5, elapsed
+    assert sim.queries - before == 1
+    assert {r["state"] for r in body["rules"]} == {"ERROR"}

@@ -451,6 +451,20 @@ def test_defaults_follow_the_service_settings_in_the_environment(api, client) ->
     assert "rt-mp-users-15m: 5 runs x (1 + 0 retries) x 2 queries = 10" in out.getvalue()
 
 
+def test_days_jobs_need_the_services_ledger_and_follow_it_from_the_environment(api, client) -> None:
+    week = "users-7d=/distinct-users?days=7@0 * * * *"
+    code, _, err = run(client, "--job", week, "--dry-run")
+    assert code == 2 and "set LEDGER_STORE" in err
+    listing(api)
+    out, err = io.StringIO(), io.StringIO()
+    argv = [*TARGET_ARGS, "--job", week, "--dry-run"]
+    assert main(argv, client=client, env={"LEDGER_STORE": "gs://b/l"}, out=out, err=err) == 0
+    assert "rt-mp-users-7d" in out.getvalue()
+    listing(api)
+    code, out_text, _ = run(client, "--job", week, "--ledger-store", "gs://b/l", "--dry-run")
+    assert code == 0 and "rt-mp-users-7d" in out_text
+
+
 def test_help_describes_the_command() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "collector.schedule", "--help"],

@@ -231,7 +231,7 @@ def test_an_unexpected_exception_carrying_a_secret_is_redacted(leak_sim, capfd, 
     settings = Settings.from_env(env)
 
     class Exploding(ExportReader):
-        def read(self, query: Any, sink: Any) -> Any:
+        def read(self, query: Any, sink: Any, deadline: Any = None) -> Any:
             raise RuntimeError(f"reader broke holding {SA_SECRET} and {API_SECRET}")
 
     client = create_app(settings, reader=Exploding(settings, QueryBudget(60, 3))).test_client()

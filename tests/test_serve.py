@@ -136,6 +136,30 @@ def test_ctrl_c_stops_both_and_removes_the_temporary_state(served: Served) -> No
     assert not os.path.exists(os.path.dirname(state))
 
 
+def test_workers_and_threads_follow_the_environment_unless_a_flag_says_otherwise() -> None:
+    for args, env, workers in (([], {"GUNICORN_WORKERS": "2"}, 2), (["--workers", "1"], {}, 1)):
+        proc = start("--simulator", *args, env={**env, "GUNICORN_THREADS": "3"})
+        try:
+            read_banner(proc)
+            [master] = [
+                p
+                for p in psutil.Process(proc.pid).children()
+                if "gunicorn" in " ".join(p.cmdline())
+            ]
+            # Ready once one worker answers; the others may still be booting.
+            booted = master.children()
+            until = time.monotonic() + 20
+            while len(booted) < workers and time.monotonic() < until:
+                time.sleep(0.2)
+                booted = master.children()
+            assert len(booted) == workers
+            # gthread starts its threads as requests come: the setting is what can be seen.
+            assert {w.environ()["GUNICORN_THREADS"] for w in booted} == {"3"}
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+
+
 def test_a_misspelt_setting_stops_it_with_the_one_line_that_says_so() -> None:
     proc = start("--simulator", env={"EXPORT_DEADLINE_SECOND": "30"})
     out, err = proc.communicate(timeout=90)

@@ -34,7 +34,9 @@ class Outcome:
 def observe(
     groups: list[QueryGroup], reader: ExportReader, cap: int
 ) -> tuple[list[Outcome], list[dict[str, Any]]]:
-    """Each query group read once, its rows fanned out to every rule window of the group."""
+    """Each query group read once, its rows fanned out to every rule window of the group; all
+    the groups' reads share one deadline, so the run reads for EXPORT_DEADLINE_SECONDS at most."""
+    deadline = reader.deadline()
     outcomes: list[Outcome] = []
     exports: list[dict[str, Any]] = []
     for index, group in enumerate(groups):
@@ -51,7 +53,7 @@ def observe(
             "rules": [m.rule.name for m in group.members],
         }
         try:
-            report = reader.read(ExportQuery(group.window, group.events), fanout)
+            report = reader.read(ExportQuery(group.window, group.events), fanout, deadline)
             report.duplicates = fanout.duplicates()
             figures.update(complete=report.complete, **report.as_dict())
             error = None
@@ -81,7 +83,9 @@ def observe_ledger(
     groups: list[QueryGroup], ledger: LedgerService
 ) -> tuple[list[Outcome], list[dict[str, Any]]]:
     """Each rule window answered by the ledger: a window read by an earlier rule (or run)
-    costs nothing, so baselines a day or a week back are cheap."""
+    costs nothing, so baselines a day or a week back are cheap. Every window's reads share one
+    deadline: the run reads for EXPORT_DEADLINE_SECONDS at most."""
+    deadline = ledger.reader.deadline()
     outcomes: list[Outcome] = []
     exports: list[dict[str, Any]] = []
     memo: dict = {}  # the windows' unaligned edges, each read once for the whole run
@@ -92,7 +96,7 @@ def observe_ledger(
             for window in (rw.current, *rw.baselines):
                 request = MetricRequest(rw.rule.metric, window, rw.rule.events)
                 try:
-                    body = ledger.compute(request, memo)
+                    body = ledger.compute(request, memo, deadline)
                 except CollectorError as exc:
                     error = exc.message
                     exports.append(

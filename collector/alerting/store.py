@@ -21,17 +21,14 @@ from typing import Any, Protocol, TypeVar
 
 from google.api_core import exceptions as gcs_errors
 from google.cloud import storage
-from google.cloud.storage.retry import DEFAULT_RETRY
 
+from collector import gcs
 from collector.errors import CorruptState, StoreConflict, StoreError
 
 T = TypeVar("T")
 
 # Marks who wrote a GCS generation, to recognise our own write behind a 412 (see GcsStateStore).
 WRITE_ID_KEY = "collector-write-id"
-GCS_TIMEOUT_SECONDS = 10.0
-# The client's default retry goes on for two minutes; a /check run has less to spend.
-RETRY = DEFAULT_RETRY.with_timeout(30.0)
 
 
 class StateStore(Protocol):
@@ -239,38 +236,36 @@ class GcsStateStore:
     def client(self) -> storage.Client:
         # Created on first use, so building the app needs neither credentials nor the network.
         if self._client is None:
-            self._client = storage.Client()
+            self._client = gcs.make_client(self.describe())
         return self._client
 
     def load(self) -> tuple[dict[str, Any], int]:
         # A missing bucket is also a 404 here; it shows up as an error at the first save.
-        blob = self._bucket().blob(self.name)
-        try:
-            # One request: the answer carries the generation of the bytes it returns.
-            data = blob.download_as_bytes(timeout=GCS_TIMEOUT_SECONDS, retry=RETRY)
-        except gcs_errors.NotFound:
-            return {}, 0
-        except gcs_errors.GoogleAPIError as exc:
-            raise StoreError(f"cannot read {self.describe()}: {_short(exc)}") from exc
+        with gcs.failures(lambda: f"cannot read {self.describe()}"):
+            blob = self._bucket().blob(self.name)
+            try:
+                # One request: the answer carries the generation of the bytes it returns.
+                data = blob.download_as_bytes(timeout=gcs.TIMEOUT_SECONDS, retry=gcs.RETRY)
+            except gcs_errors.NotFound:
+                return {}, 0
         return _decode(data, self.describe()), int(blob.generation)
 
     def save(self, doc: dict[str, Any], version: int) -> int:
         write_id = uuid.uuid4().hex
-        blob = self._bucket().blob(self.name)
-        blob.metadata = {WRITE_ID_KEY: write_id}
-        try:
-            blob.upload_from_string(
-                _encode(doc),
-                content_type="application/json",
-                if_generation_match=int(version),
-                timeout=GCS_TIMEOUT_SECONDS,
-                retry=RETRY,
-            )
-            return int(blob.generation)
-        except gcs_errors.PreconditionFailed:
-            pass
-        except gcs_errors.GoogleAPIError as exc:
-            raise StoreError(f"cannot write {self.describe()}: {_short(exc)}") from exc
+        with gcs.failures(lambda: f"cannot write {self.describe()}"):
+            blob = self._bucket().blob(self.name)
+            blob.metadata = {WRITE_ID_KEY: write_id}
+            try:
+                blob.upload_from_string(
+                    _encode(doc),
+                    content_type="application/json",
+                    if_generation_match=int(version),
+                    timeout=gcs.TIMEOUT_SECONDS,
+                    retry=gcs.RETRY,
+                )
+                return int(blob.generation)
+            except gcs_errors.PreconditionFailed:
+                pass
         landed = self._generation_written_by(write_id)
         if landed is None:
             raise StoreConflict(f"{self.describe()} changed since it was loaded")
@@ -280,17 +275,10 @@ class GcsStateStore:
         return self.client.bucket(self.bucket_name)
 
     def _generation_written_by(self, write_id: str) -> int | None:
-        try:
-            current = self._bucket().get_blob(self.name, timeout=GCS_TIMEOUT_SECONDS, retry=RETRY)
-        except gcs_errors.GoogleAPIError as exc:
-            raise StoreError(f"cannot read {self.describe()}: {_short(exc)}") from exc
+        with gcs.failures(lambda: f"cannot read {self.describe()}"):
+            current = self._bucket().get_blob(
+                self.name, timeout=gcs.TIMEOUT_SECONDS, retry=gcs.RETRY
+            )
         if current is not None and (current.metadata or {}).get(WRITE_ID_KEY) == write_id:
             return int(current.generation)
         return None
-
-
-def _short(exc: Exception) -> str:
-    code = getattr(exc, "code", None)
-    message = getattr(exc, "message", None) or str(exc)
-    text = f"{type(exc).__name__}" + (f" {code}" if code else "") + f": {message}"
-    return text[:300]

@@ -9,7 +9,9 @@ variables set. Every task spends from the query budget (shared across tasks with
 and waits when it is spent. Prints one JSON line per day.
 
 Exit status: 0 every day read completely; 3 a day could only be read partially (run again);
-2 a configuration or usage error (LEDGER_STORE unset, bad task variables); 1 unexpected.
+5 the ledger's store could not be read or written (the backfill stops: what it read would not
+be kept); 2 a configuration or usage error (LEDGER_STORE unset, bad task variables); 1
+unexpected.
 """
 
 from __future__ import annotations
@@ -25,14 +27,14 @@ from datetime import UTC, datetime
 from collector.app import build_budget
 from collector.cli.args import positive
 from collector.config import Settings
-from collector.errors import CollectorError, ConfigError
+from collector.errors import CollectorError, ConfigError, StoreError
 from collector.export.reader import ExportReader
 from collector.ledger.backfill import fill_day, task_days
 from collector.ledger.service import build_ledger
 from collector.logs import setup_logging
 from collector.shutdown import pause
 
-OK, UNEXPECTED, CONFIG, PARTIAL = 0, 1, 2, 3
+OK, UNEXPECTED, CONFIG, PARTIAL, STORE = 0, 1, 2, 3, 5
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -73,10 +75,13 @@ def run(args: argparse.Namespace) -> int:
         service = build_ledger(settings, ExportReader(settings, budget, now=now), now)
         assert service is not None
         days = task_days(args.days, now().date(), index, count)
+        service.ledger.check_writable()
     except ValueError as exc:
         return _fail(f"CLOUD_RUN_TASK_INDEX / CLOUD_RUN_TASK_COUNT: {exc}", CONFIG)
     except ConfigError as exc:
         return _fail(exc.message, CONFIG)
+    except StoreError as exc:
+        return _fail(f"LEDGER_STORE={settings.ledger_store}: {exc.message}", STORE)
     status = OK
     for day in days:
         try:
@@ -86,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
             status = PARTIAL
             continue
         print(json.dumps({"task": index, **figures}), flush=True)
+        if "ledger_error" in figures:
+            return _fail(figures["ledger_error"], STORE)
         if not figures["complete"]:
             status = PARTIAL
     return status

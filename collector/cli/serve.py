@@ -53,8 +53,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     serve.add_argument("--port", type=port, default=0, help="service port (default: a free one)")
     serve.add_argument("--rules", type=Path, help="rules file for /check, /rules and /status")
-    serve.add_argument("--workers", type=positive, default=1, help="gunicorn workers (1)")
-    serve.add_argument("--threads", type=positive, default=4, help="threads per worker (4)")
+    serve.add_argument(
+        "--workers", type=positive, help="gunicorn workers (default: $GUNICORN_WORKERS, else 1)"
+    )
+    serve.add_argument(
+        "--threads", type=positive, help="threads per worker (default: $GUNICORN_THREADS, else 4)"
+    )
     serve.add_argument("--seed", type=int, default=SIM.seed, help="simulator seed")
     serve.add_argument(
         "--events-per-minute",
@@ -91,12 +95,16 @@ def run(args: argparse.Namespace) -> int:
                 state = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "state.json"
                 env["STATE_STORE"] = f"file:{state}"
         port = args.port or _free_port(args.host)
-        env.update(
-            PORT=str(port),
-            GUNICORN_HOST=args.host,
-            GUNICORN_WORKERS=str(args.workers),
-            GUNICORN_THREADS=str(args.threads),
-        )
+        env.update(PORT=str(port), GUNICORN_HOST=args.host)
+        # A flag wins; else the environment's (checked by the gunicorn config); else small.
+        for name, flag, default in (
+            ("GUNICORN_WORKERS", args.workers, 1),
+            ("GUNICORN_THREADS", args.threads, 4),
+        ):
+            if flag is not None:
+                env[name] = str(flag)
+            else:
+                env.setdefault(name, str(default))
         env.setdefault("LOG_FORMAT", "text")
         base = f"http://{_reachable(args.host)}:{port}"
         with _gunicorn(env) as proc:

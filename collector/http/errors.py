@@ -11,6 +11,7 @@ from collector.errors import (
     Forbidden,
     NotConfigured,
     StateStoreUnavailable,
+    StoreError,
     Unauthenticated,
     UpstreamRefused,
     UpstreamUnavailable,
@@ -24,6 +25,9 @@ STATUS: dict[type[CollectorError], int] = {
     UpstreamRefused: 502,
     UpstreamUnavailable: 503,
     StateStoreUnavailable: 503,
+    # A store that failed where no answer could be had without it (a last resort: the ledger
+    # answers from the export instead, and /check says so per rule).
+    StoreError: 503,
     NotConfigured: 503,
     AuthUnavailable: 503,
 }

@@ -58,7 +58,7 @@ def fill_day(
             sleep(wait)
             waited += wait
     ledger = body["ledger"]
-    return {
+    figures = {
         "day": day.isoformat(),
         "complete": body["complete"],
         "events": body["value"],
@@ -68,3 +68,6 @@ def fill_day(
         "bytes": body["export"]["bytes"],
         "waited_seconds": waited,
     }
+    if "error" in ledger:
+        figures["ledger_error"] = ledger["error"]
+    return figures

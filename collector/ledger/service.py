@@ -25,7 +25,8 @@ import numpy as np
 
 from collector.blobs import DirBlobStore, blob_store_from_url
 from collector.config import Settings
-from collector.errors import ConfigError, UpstreamRefused, UpstreamUnavailable
+from collector.errors import ConfigError, StoreError, UpstreamRefused, UpstreamUnavailable
+from collector.export.deadline import Deadline
 from collector.export.query import ExportQuery
 from collector.export.reader import ExportReader
 from collector.ledger.reads import Figures, Parts, Range, at, queries, touching
@@ -80,6 +81,33 @@ class _Answer:
         return self.users.result()
 
 
+class _StoreGuard:
+    """What went wrong with the ledger's store during one answer; after a failure nothing more
+    is written (every write would wait out the store's retries and fail the same way)."""
+
+    def __init__(self, store: str) -> None:
+        self.store = store
+        self.error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def failed(self, what: str, exc: StoreError) -> None:
+        if self.error is not None:
+            return
+        if what == "read":
+            consequence = "the window was read from the export instead, and nothing was kept"
+        else:
+            consequence = "the answer stands, but what was read now was not kept"
+        self.error = (
+            f"the ledger could not be {'read' if what == 'read' else 'written'} "
+            f"({exc.message}): {consequence}; check that LEDGER_STORE ({self.store}) exists and "
+            "that this service's identity may read and write it"
+        )
+        log.error("%s", self.error, extra={"json_fields": {"ledger_store_error": what}})
+
+
 class LedgerService:
     """Metric answers from the ledger, reading only the slices it lacks."""
 
@@ -98,20 +126,36 @@ class LedgerService:
         self.max_query_seconds = max_query_days * DAY
 
     def compute(
-        self, request: MetricRequest, memo: dict[tuple[int, int], SliceState] | None = None
+        self,
+        request: MetricRequest,
+        memo: dict[tuple[int, int], SliceState] | None = None,
+        deadline: Deadline | None = None,
     ) -> dict[str, Any]:
         """The answer to `request` from kept slices and what must be read. `memo` keeps the
         edges read for one caller's several windows (a `/check` of many rules) so that each is
-        read once."""
+        read once; `deadline` is the caller's run's, shared by every read (one of
+        EXPORT_DEADLINE_SECONDS of its own without it).
+
+        The ledger is a store of what was read, never the only way to an answer: if it cannot
+        be read, the window is read from the export; if it cannot be written, the answer
+        stands and nothing is kept. Either way `ledger.error` says so."""
         started = time.monotonic()
+        deadline = deadline or self.reader.deadline()
         now = self.now().timestamp()
         slicing = self.ledger.slicing
         start, end = int(request.window.start_ts), int(request.window.end_ts)
         whole = slicing.whole(start, end, now)
         answer = _Answer(request, self.exact_cap)
-        loaded = (
-            self.ledger.load(whole[0], whole[-1] + slicing.seconds, answer.fold) if whole else None
-        )
+        guard = _StoreGuard(self.ledger.describe())
+        loaded = None
+        if whole:
+            try:
+                loaded = self.ledger.load(
+                    whole[0], whole[-1] + slicing.seconds, answer.fold, deadline
+                )
+            except StoreError as exc:
+                guard.failed("read", exc)
+                answer = _Answer(request, self.exact_cap)  # rollups folded before it failed
         in_days = loaded.day_starts if loaded else set()
         ranges: list[Range] = []
         old: dict[int, SliceState] = {}
@@ -124,7 +168,7 @@ class LedgerService:
                 continue
             if kept is not None:
                 old[s] = kept
-            ranges.append(Range(s, s + slicing.seconds, keep=True))
+            ranges.append(Range(s, s + slicing.seconds, keep=guard.ok))
         edges = [(start, whole[0]), (whole[-1] + slicing.seconds, end)] if whole else [(start, end)]
         for a, b in edges:
             if a < b and memo is not None and (a, b) in memo:
@@ -133,7 +177,8 @@ class LedgerService:
                 ranges.append(Range(a, b, keep=False))
         from_ledger = answer.parts
         figures = Figures()
-        fresh, missing = self._read(request, sorted(ranges, key=lambda r: r.start), now, figures)
+        reads = sorted(ranges, key=lambda r: r.start)
+        fresh, missing = self._read(request, reads, now, figures, deadline, guard)
         for r in missing:  # not read: what the ledger had is still the best there is
             if r.start in old:
                 answer.fold(old[r.start])
@@ -146,8 +191,11 @@ class LedgerService:
         if not answer.parts and figures.error is not None:
             raise figures.error
         for day in range(day_start(start), end, DAY):
-            if start <= day and day + DAY <= end and day not in in_days:
-                self.ledger.roll_up(day, now)
+            if guard.ok and start <= day and day + DAY <= end and day not in in_days:
+                try:
+                    self.ledger.roll_up(day, now, deadline)
+                except StoreError as exc:
+                    guard.failed("write", exc)
         complete = not missing and answer.complete
         body: dict[str, Any] = {"metric": request.metric}
         body.update(answer.value())
@@ -167,12 +215,20 @@ class LedgerService:
             "queries": figures.queries,
             "as_of": iso(datetime.fromtimestamp(answer.as_of or now, UTC)),
         }
+        if guard.error is not None:
+            body["ledger"]["error"] = guard.error
         return body
 
     # -- reading what is missing ----------------------------------------------------------------
 
     def _read(
-        self, request: MetricRequest, ranges: list[Range], now: float, figures: Figures
+        self,
+        request: MetricRequest,
+        ranges: list[Range],
+        now: float,
+        figures: Figures,
+        deadline: Deadline,
+        guard: _StoreGuard,
     ) -> tuple[list[SliceState], list[Range]]:
         """Read the ranges, as few queries as possible: touching ranges are one piece of time,
         and up to MAX_PIECES pieces go in one query (one `where` of them all). The states
@@ -188,7 +244,7 @@ class LedgerService:
             cover = Window(windows[0].start, windows[-1].end)
             query = ExportQuery(cover, names, windows if len(windows) > 1 else ())
             try:
-                report = self.reader.read(query, Parts(collectors))
+                report = self.reader.read(query, Parts(collectors), deadline)
             except UpstreamRefused:
                 raise  # the query or the credentials are wrong: no slice can help
             except UpstreamUnavailable as exc:
@@ -199,8 +255,11 @@ class LedgerService:
             states = [c.state(report.complete, now) for c in collectors]
             fresh.extend(states)
             keep = [s for s, r in zip(states, group, strict=True) if r.keep]
-            if keep:
-                self.ledger.save(keep)
+            if keep and guard.ok:
+                try:
+                    self.ledger.save(keep, deadline)
+                except StoreError as exc:
+                    guard.failed("write", exc)
         return fresh, missing
 
 

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -23,13 +26,39 @@ import msgspec
 
 from collector.blobs import ABSENT, BlobStore
 from collector.errors import StoreConflict
+from collector.export.deadline import Deadline
 from collector.ledger.slices import Slicing, day_key, day_start, hour_key
 from collector.ledger.state import SliceState, combine, reread
 
 log = logging.getLogger("collector.ledger")
 
-CAS_ATTEMPTS = 8
+# Writers of one hour object at once: every thread of every instance and the backfill's tasks.
+# Each conflict backs off a random while (up to CAS_BACKOFF_SECONDS, doubling), so that a crowd
+# of writers spreads out instead of colliding again in step.
+CAS_ATTEMPTS = 16
+CAS_BACKOFF_SECONDS = 0.01
 DAY = 86400
+# What keeping a read may take past the deadline at least: the request timeout leaves a minute
+# after EXPORT_DEADLINE_SECONDS to answer, and what was read is worth keeping.
+WRITE_SECONDS = 5.0
+
+
+def read_seconds(deadline: Deadline | None) -> float | None:
+    """What one read of the store may wait: a quarter of what is left of the deadline, so a
+    slow store leaves time for the export (and loads that follow wait less and less)."""
+    return None if deadline is None else deadline.remaining() / 4
+
+
+def _passed(deadline: Deadline | None) -> bool:
+    if deadline is not None and deadline.expired():
+        log.warning("ledger: the deadline passed while loading; the rest is not loaded")
+        return True
+    return False
+
+
+def write_seconds(deadline: Deadline | None) -> float | None:
+    """What one write (or a read on the way to it) may wait."""
+    return None if deadline is None else max(deadline.remaining() / 4, WRITE_SECONDS)
 
 
 @dataclass
@@ -52,18 +81,31 @@ class Ledger:
     def describe(self) -> str:
         return self.blobs.describe()
 
+    def check_writable(self) -> None:
+        """Raise StoreError unless an object can be written and removed here (before work
+        whose point is to keep what it reads)."""
+        name = f"probe/{uuid.uuid4().hex}"
+        self.blobs.put(name, b"", seconds=2 * WRITE_SECONDS)
+        self.blobs.delete(name, seconds=2 * WRITE_SECONDS)
+
     # -- reading ------------------------------------------------------------------------------
 
     def load(
-        self, start: int, end: int, on_day: Callable[[SliceState], None] | None = None
+        self,
+        start: int,
+        end: int,
+        on_day: Callable[[SliceState], None] | None = None,
+        deadline: Deadline | None = None,
     ) -> Loaded:
         """The kept states of the whole slices in [start, end). With `on_day`, each day's
         rollup goes to it as it is read and is not kept: a month of them need not be held at
-        once."""
+        once. Past `deadline`, loading stops: what was not loaded is what the caller lacks."""
         out = Loaded([], {})
         for day in range(day_start(start), end, DAY):
+            if _passed(deadline):
+                return out
             if start <= day and day + DAY <= end:
-                rolled = self._get(f"days/{day_key(day)}")
+                rolled = self._get(f"days/{day_key(day)}", read_seconds(deadline))
                 if rolled is not None:
                     state = SliceState.from_dict(rolled[0])
                     out.day_starts.add(day)
@@ -73,20 +115,24 @@ class Ledger:
                         on_day(state)
                     continue
             for hour in range(max(day, start - start % 3600), min(day + DAY, end), 3600):
-                for s in self._hour(hour)[0].values():
+                if _passed(deadline):
+                    return out
+                for s in self._hour(hour, read_seconds(deadline))[0].values():
                     if start <= s.start and s.end <= end:
                         out.slices[s.start] = s
         return out
 
-    def _get(self, name: str) -> tuple[dict, object] | None:
-        found = self.blobs.get(name)
+    def _get(self, name: str, seconds: float | None = None) -> tuple[dict, object] | None:
+        found = self.blobs.get(name, seconds=seconds)
         if found is None:
             return None
         data, version = found
         return msgspec.msgpack.decode(data), version
 
-    def _hour(self, hour: int) -> tuple[dict[int, SliceState], object]:
-        found = self._get(f"hours/{hour_key(hour)}")
+    def _hour(
+        self, hour: int, seconds: float | None = None
+    ) -> tuple[dict[int, SliceState], object]:
+        found = self._get(f"hours/{hour_key(hour)}", seconds)
         if found is None:
             return {}, ABSENT
         doc, version = found
@@ -94,20 +140,25 @@ class Ledger:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def save(self, states: list[SliceState]) -> None:
+    def save(self, states: list[SliceState], deadline: Deadline | None = None) -> None:
         """Keep freshly read slice states, merged with what other readers kept meanwhile."""
         by_hour: dict[int, list[SliceState]] = {}
         for s in states:
             by_hour.setdefault(s.start - s.start % 3600, []).append(s)
         for hour, fresh in by_hour.items():
-            for _ in range(CAS_ATTEMPTS):
-                kept, version = self._hour(hour)
+            for attempt in range(CAS_ATTEMPTS):
+                if attempt:
+                    time.sleep(random.uniform(0, CAS_BACKOFF_SECONDS * 2 ** min(attempt, 6)))
+                kept, version = self._hour(hour, write_seconds(deadline))
                 for s in fresh:
                     kept[s.start] = reread(kept.get(s.start), s)
                 doc = {"slices": {str(k): v.as_dict() for k, v in sorted(kept.items())}}
                 try:
                     self.blobs.put(
-                        f"hours/{hour_key(hour)}", msgspec.msgpack.encode(doc), if_version=version
+                        f"hours/{hour_key(hour)}",
+                        msgspec.msgpack.encode(doc),
+                        if_version=version,
+                        seconds=write_seconds(deadline),
                     )
                     break
                 except StoreConflict:
@@ -118,34 +169,38 @@ class Ledger:
                     f"{CAS_ATTEMPTS} attempts to update it"
                 )
 
-    def roll_up(self, day: int, now: float) -> bool:
+    def roll_up(self, day: int, now: float, deadline: Deadline | None = None) -> bool:
         """Roll a settled, fully read day into one object; True if it was (or already is)."""
         if not self.slicing.settled(day + DAY, now):
             return False
         name = f"days/{day_key(day)}"
-        if self.blobs.get(name) is not None:
+        if self.blobs.get(name, seconds=write_seconds(deadline)) is not None:
             return True
         states = []
         for hour in range(day, day + DAY, 3600):
-            states.extend(self._hour(hour)[0].values())
+            states.extend(self._hour(hour, write_seconds(deadline))[0].values())
         per_day = DAY // self.slicing.seconds
         if len(states) < per_day or not all(s.complete for s in states):
             return False
         rolled = combine(states)
         # Another reader may have rolled it up first: the same states, the same object.
         with contextlib.suppress(StoreConflict):
-            self.blobs.put(name, msgspec.msgpack.encode(rolled.as_dict()), if_version=ABSENT)
-        self.prune(now)
+            encoded = msgspec.msgpack.encode(rolled.as_dict())
+            self.blobs.put(name, encoded, if_version=ABSENT, seconds=write_seconds(deadline))
+        self.prune(now, deadline)
         return True
 
-    def prune(self, now: float) -> list[str]:
+    def prune(self, now: float, deadline: Deadline | None = None) -> list[str]:
         """Remove what is older than the retention; the names removed."""
         oldest = day_key(day_start(now) - self.retention_days * DAY)
         gone = []
-        for name in self.blobs.names("days/") + self.blobs.names("hours/"):
+        seconds = write_seconds(deadline)
+        for name in self.blobs.names("days/", seconds=seconds) + self.blobs.names(
+            "hours/", seconds=seconds
+        ):
             day = name.split("/")[1]
             if day < oldest:
-                self.blobs.delete(name)
+                self.blobs.delete(name, seconds=write_seconds(deadline))
                 gone.append(name)
         if gone:
             log.info("ledger: removed %d objects older than %s", len(gone), oldest)

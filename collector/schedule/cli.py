@@ -183,6 +183,12 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "from the environment when set)",
     )
     p.add_argument(
+        "--ledger-store",
+        default=env.get("LEDGER_STORE", ""),
+        help="the service's LEDGER_STORE: with one, jobs may ask for days=N and longer windows "
+        "(default: from the environment when set)",
+    )
+    p.add_argument(
         "--dry-run",
         action="store_true",
         help="print the plan and change nothing; needs no credentials (without them the "
@@ -346,7 +352,9 @@ def _inputs(args: argparse.Namespace) -> tuple[Target, list[JobSpec]]:
         min_backoff=args.min_backoff,
         max_backoff=args.max_backoff,
     )
-    settings = Settings(export_url="", max_window_days=args.max_window_days)
+    settings = Settings(
+        export_url="", max_window_days=args.max_window_days, ledger_store=args.ledger_store
+    )
     return target, [check_target(spec, settings) for spec in check_unique(specs)]
 
 
