@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from flask import Flask
 
 from collector.alerting.check import Checker
-from collector.alerting.notify import Notifier, build_notifier
+from collector.alerting.notification import Notifier
+from collector.alerting.notify import build_notifier
 from collector.alerting.rules import RuleSet, load_rules
 from collector.alerting.store import FileStateStore, StateStore, StoreError, store_from_url
 from collector.blobs import blob_store_from_url

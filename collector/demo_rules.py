@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
-from collector.alerting.notify import verify_signature
+from collector.alerting.notification import verify_signature
 from collector.alerting.rules import parse_rules
 from collector.alerting.store import FileStateStore
 from collector.app import create_app

@@ -139,7 +139,9 @@ def test_a_rules_file_given_by_flag_is_checked_like_the_setting(cli: Cli) -> Non
     env.pop("STATE_STORE")
     status, _, err = cli.run(env, "--rules", rules)
     assert status == 2
-    assert "STATE_STORE is not" in error_lines(err)[0]
+    assert "--rules is given but STATE_STORE is not" in error_lines(err)[0]
+    status, _, err = cli.run(cli.env(), "--rules", "missing.yaml")
+    assert status == 2 and "--rules missing.yaml: cannot read it" in error_lines(err)[0]
 
 
 def test_a_broken_store_is_5_in_one_line_without_a_traceback(cli: Cli) -> None:

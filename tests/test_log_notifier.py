@@ -10,7 +10,8 @@ from datetime import timedelta
 import pytest
 
 from collector.alerting.message import notification_text
-from collector.alerting.notify import LogNotifier, NotifierConfig, build_notifier
+from collector.alerting.notification import NotifierConfig
+from collector.alerting.notify import LogNotifier, build_notifier
 from collector.alerting.rules import parse_rules
 from collector.alerting.store import FileStateStore
 from collector.app import create_app

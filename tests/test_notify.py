@@ -10,16 +10,10 @@ from dataclasses import replace
 
 import pytest
 
-from collector.alerting.notify import (
-    Notification,
-    NotifierConfig,
-    NotifyError,
-    SlackNotifier,
-    WebhookNotifier,
-    build_notifier,
-    verify_signature,
-)
+from collector.alerting.notification import Notification, NotifierConfig, verify_signature
+from collector.alerting.notify import SlackNotifier, WebhookNotifier, build_notifier
 from collector.config import Secret
+from collector.errors import NotifyError
 from tests.webhook_receiver import Reply, WebhookReceiver
 
 # Distinctive, so a leak is easy to find in any output.

@@ -14,8 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from collector.alerting.notify import NotifierConfig, NotifyError, SlackNotifier, WebhookNotifier
+from collector.alerting.notification import NotifierConfig
+from collector.alerting.notify import SlackNotifier, WebhookNotifier
 from collector.config import Secret
+from collector.errors import NotifyError
 from collector.shutdown import drain, reset_drain
 from tests.test_notify import N
 from tests.webhook_receiver import Reply, WebhookReceiver

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from collector.alerting.notify import verify_signature
+from collector.alerting.notification import verify_signature
 
 
 @dataclass(frozen=True)

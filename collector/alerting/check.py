@@ -28,7 +28,7 @@ from collector.alerting.decide import (
 )
 from collector.alerting.deliver import Deliverer, Delivery
 from collector.alerting.dry_run import preview
-from collector.alerting.notify import Notification, Notifier
+from collector.alerting.notification import Notification, Notifier
 from collector.alerting.observe import Outcome, observe, observe_ledger
 from collector.alerting.plan import (
     plan_queries,

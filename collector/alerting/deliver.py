@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.alerting.claims import release, settle
-from collector.alerting.notify import Notification, Notifier, NotifyError
+from collector.alerting.notification import Notification, Notifier
 from collector.alerting.store import StateStore, StoreError, update
+from collector.errors import NotifyError
 from collector.export.deadline import Deadline
 from collector.shutdown import draining
 

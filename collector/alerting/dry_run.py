@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from collector.alerting.message import notification_text
-from collector.alerting.notify import Notification
+from collector.alerting.notification import Notification
 from collector.alerting.store import StoreError
 
 SENT_FIELDS = ("notified", "notify_errors", "notify_deferred")  # a dry run sends nothing

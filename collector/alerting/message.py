@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # notify imports this module for its senders
-    from collector.alerting.notify import Notification
+    from collector.alerting.notification import Notification
 
 KIND_LABELS = {
     "firing": "FIRING",

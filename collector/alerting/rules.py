@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from collector.alerting.notify import NotifierConfig
+from collector.alerting.notification import NotifierConfig
 from collector.config import Secret
 from collector.errors import ConfigError
 from collector.metrics import METRICS

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from collector.alerting.decide import DECIDING
-from collector.alerting.notify import Notification
+from collector.alerting.notification import Notification
 from collector.alerting.store import CorruptState
 
 WHAT_TO_DO = (

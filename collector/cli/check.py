@@ -90,11 +90,19 @@ def run(args: argparse.Namespace) -> int:
     except StateStoreUnavailable as exc:
         return _fail(exc.message, STORE)
     except (ConfigError, BadRequest) as exc:
-        return _fail(exc.message, CONFIG)
+        return _fail(_from_flag(exc.message, args.rules), CONFIG)
     except CollectorError as exc:
         return _fail(exc.message, UNEXPECTED)
     print(json.dumps(body, indent=2))
     return _status(body)
+
+
+def _from_flag(message: str, rules: str | None) -> str:
+    """The settings' message names COLLECTOR_RULES; a file given as --rules is named so."""
+    if not rules:
+        return message
+    message = message.replace(f"COLLECTOR_RULES={rules}", f"--rules {rules}")
+    return message.replace("COLLECTOR_RULES is set", "--rules is given")
 
 
 def _status(body: dict[str, Any]) -> int:

@@ -115,7 +115,9 @@ def _describe(sim: Simulator) -> None:
         f"  try        : curl -u {cfg.username}:{cfg.secret} "
         f"'{sim.url}?project_id={cfg.project_id}&from_date={yesterday}&to_date={yesterday}'"
     )
-    print(f"  control    : {sim.base_url}/_sim/stats, /_sim/truth, /_sim/faults")
+    print(
+        f"  control    : GET {sim.base_url}/_sim/stats, GET /_sim/truth, POST/DELETE /_sim/faults"
+    )
     print("Ctrl-C to stop.", flush=True)
 
 
