@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 import pytest
@@ -158,6 +159,22 @@ def test_workers_and_threads_follow_the_environment_unless_a_flag_says_otherwise
         finally:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=30)
+
+
+def test_with_a_ledger_it_prints_a_days_window_and_answers_it_from_the_ledger(
+    tmp_path: Path,
+) -> None:
+    proc = start("--simulator", env={"LEDGER_STORE": str(tmp_path / "ledger")})
+    try:
+        [line] = [x for x in read_banner(proc) if "days=7" in x]
+        url = line.split("curl -s ", 1)[1].split("#")[0].strip().strip("'")
+        first = requests.get(url, timeout=120).json()
+        second = requests.get(url, timeout=120).json()
+        assert first["complete"] and second["value"] == first["value"]
+        assert second["ledger"]["slices_from_ledger"] > 0 and "error" not in second["ledger"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
 
 
 def test_a_misspelt_setting_stops_it_with_the_one_line_that_says_so() -> None:

@@ -6,8 +6,9 @@
 Both listen on loopback, on free ports unless --port is given, and print the curl lines to
 try. With --simulator the service reads the simulator's deterministic events; the rules are
 --rules, else $COLLECTOR_RULES, else (with --simulator) ./rules.example.yaml when it is there,
-and their state lives in a temporary file removed on exit unless STATE_STORE is set. Ctrl-C
-stops both, the service with gunicorn's graceful drain.
+and their state lives in a temporary file removed on exit unless STATE_STORE is set. With
+LEDGER_STORE set (an absolute directory will do), what is read is kept in the slice ledger and
+`days=N` windows work. Ctrl-C stops both, the service with gunicorn's graceful drain.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                     )
                 return proc.wait() or 1  # an exit says why itself (one line, on stderr)
-            _banner(base, sim_url, rules, env.get("STATE_STORE"))
+            _banner(base, sim_url, rules, env.get("STATE_STORE"), env.get("LEDGER_STORE"))
             try:
                 return proc.wait()
             except KeyboardInterrupt:
@@ -171,7 +172,9 @@ def serving(proc: subprocess.Popen[Any], base: str, seconds: float = READY_SECON
     return False
 
 
-def _banner(base: str, sim_url: str | None, rules: Path | None, store: str | None) -> None:
+def _banner(
+    base: str, sim_url: str | None, rules: Path | None, store: str | None, ledger: str | None
+) -> None:
     lines = [f"service:   {base}  (gunicorn; its log follows on stderr)"]
     if sim_url:
         lines.append(f"simulator: {sim_url}  (MIXPANEL_EXPORT_URL: simulated events, no secret)")
@@ -185,6 +188,10 @@ def _banner(base: str, sim_url: str | None, rules: Path | None, store: str | Non
         f"  curl -s '{base}/events?minutes=60&event=Sign%20Up&event=Purchase'",
         f"  curl -s {base}/active-users",
     ]
+    if ledger:
+        lines.append(
+            f"  curl -s '{base}/distinct-users?days=7'   # from the slice ledger ({ledger})"
+        )
     if rules:
         lines += [
             f"  curl -s '{base}/check?dry_run=1'   # each rule's decision; nothing saved or sent",
