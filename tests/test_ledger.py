@@ -3,11 +3,13 @@ the slices it lacks; lower bounds when a read was partial; refreshes pick up lat
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -196,6 +198,36 @@ def test_a_settled_day_is_rolled_up_and_answers_the_same(sim: Simulator, tmp_pat
     again = ledger.compute(request)
     assert again["value"] == exact and again["ledger"]["slices_from_ledger"] == 1
     assert again["ledger"]["queries"] == 0
+
+
+def test_a_damaged_object_is_read_again_from_the_export_and_replaced(
+    sim: Simulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An hour object of garbage and a day rollup of another version: each is treated as
+    absent (its slices are read again, the answer stays exact) and the next write replaces it."""
+    blobs = DirBlobStore(tmp_path)
+    clock = Clock(BASE + timedelta(days=1, hours=20))
+    ledger, _ = service(sim, blobs, clock, minutes=60)
+    day = Window(BASE.replace(hour=0), BASE.replace(hour=0) + timedelta(days=1))
+    request = MetricRequest("events", day)
+    exact = truth(sim, request)
+    assert ledger.compute(request)["value"] == exact  # fills the hours and rolls the day up
+    rollup = tmp_path / "days/2026-11-20"
+    rolled = msgspec.msgpack.decode(rollup.read_bytes())
+    rollup.write_bytes(msgspec.msgpack.encode({**rolled, "version": 99}))
+    (tmp_path / "hours/2026-11-20/07").write_bytes(b"\x00 not msgpack at all \xff")
+    caplog.set_level(logging.WARNING, "collector.ledger")
+    again = ledger.compute(request)
+    assert again["value"] == exact and again["complete"] is True
+    assert again["ledger"]["slices_read_now"] == 1 and again["ledger"]["queries"] == 1
+    assert "error" not in again["ledger"]
+    fields = [getattr(r, "json_fields", {}) for r in caplog.records]
+    damaged = {f["ledger_unreadable_object"] for f in fields if "ledger_unreadable_object" in f}
+    assert damaged == {"days/2026-11-20", "hours/2026-11-20/07"}
+    # Both were replaced: the day answers from its rollup again, with no query.
+    third = ledger.compute(request)
+    assert third["value"] == exact and third["ledger"]["queries"] == 0
+    assert third["ledger"]["slices_from_ledger"] == 1
 
 
 @pytest.mark.parametrize("backend", ["dir", "gcs"])

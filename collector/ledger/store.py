@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -47,6 +48,15 @@ def read_seconds(deadline: Deadline | None) -> float | None:
     """What one read of the store may wait: a quarter of what is left of the deadline, so a
     slow store leaves time for the export (and loads that follow wait less and less)."""
     return None if deadline is None else deadline.remaining() / 4
+
+
+# What a damaged object, or one of another version, raises on the way to a state.
+_UNREADABLE = (msgspec.DecodeError, ValueError, KeyError, TypeError, AttributeError)
+T = TypeVar("T")
+
+
+def _hour_slices(doc: Any) -> dict[int, SliceState]:
+    return {int(k): SliceState.from_dict(v) for k, v in doc["slices"].items()}
 
 
 def _passed(deadline: Deadline | None) -> bool:
@@ -105,9 +115,8 @@ class Ledger:
             if _passed(deadline):
                 return out
             if start <= day and day + DAY <= end:
-                rolled = self._get(f"days/{day_key(day)}", read_seconds(deadline))
-                if rolled is not None:
-                    state = SliceState.from_dict(rolled[0])
+                state, _ = self._day(day, read_seconds(deadline))
+                if state is not None:
                     out.day_starts.add(day)
                     if on_day is None:
                         out.days.append(state)
@@ -122,21 +131,39 @@ class Ledger:
                         out.slices[s.start] = s
         return out
 
-    def _get(self, name: str, seconds: float | None = None) -> tuple[dict, object] | None:
-        found = self.blobs.get(name, seconds=seconds)
-        if found is None:
-            return None
-        data, version = found
-        return msgspec.msgpack.decode(data), version
+    def _day(self, day: int, seconds: float | None = None) -> tuple[SliceState | None, object]:
+        """The day's rollup and its version: (None, ABSENT) if there is none."""
+        return self._object(f"days/{day_key(day)}", seconds, SliceState.from_dict)
 
     def _hour(
         self, hour: int, seconds: float | None = None
     ) -> tuple[dict[int, SliceState], object]:
-        found = self._get(f"hours/{hour_key(hour)}", seconds)
+        """The hour's slices by start, and the object's version (ABSENT if there is none)."""
+        slices, version = self._object(f"hours/{hour_key(hour)}", seconds, _hour_slices)
+        return slices or {}, version
+
+    def _object(
+        self, name: str, seconds: float | None, parse: Callable[[Any], T]
+    ) -> tuple[T | None, object]:
+        """An object, parsed, and its version. One that cannot be read (damaged, or written
+        by another version) is treated as absent but keeps its version, so that the next
+        write of it replaces it: what it held is read again from the export."""
+        found = self.blobs.get(name, seconds=seconds)
         if found is None:
-            return {}, ABSENT
-        doc, version = found
-        return {int(k): SliceState.from_dict(v) for k, v in doc["slices"].items()}, version
+            return None, ABSENT
+        data, version = found
+        try:
+            return parse(msgspec.msgpack.decode(data)), version
+        except _UNREADABLE as exc:
+            log.warning(
+                "ledger: %s/%s cannot be read (%s); it is treated as absent and replaced when "
+                "its slices are read again",
+                self.describe(),
+                name,
+                exc,
+                extra={"json_fields": {"ledger_unreadable_object": name}},
+            )
+            return None, version
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -174,7 +201,8 @@ class Ledger:
         if not self.slicing.settled(day + DAY, now):
             return False
         name = f"days/{day_key(day)}"
-        if self.blobs.get(name, seconds=write_seconds(deadline)) is not None:
+        existing, version = self._day(day, write_seconds(deadline))
+        if existing is not None:
             return True
         states = []
         for hour in range(day, day + DAY, 3600):
@@ -186,7 +214,7 @@ class Ledger:
         # Another reader may have rolled it up first: the same states, the same object.
         with contextlib.suppress(StoreConflict):
             encoded = msgspec.msgpack.encode(rolled.as_dict())
-            self.blobs.put(name, encoded, if_version=ABSENT, seconds=write_seconds(deadline))
+            self.blobs.put(name, encoded, if_version=version, seconds=write_seconds(deadline))
         self.prune(now, deadline)
         return True
 
