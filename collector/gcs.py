@@ -31,7 +31,7 @@ RETRY = DEFAULT_RETRY.with_timeout(RETRY_SECONDS)
 FAILURES = (api_errors.GoogleAPIError, auth_errors.GoogleAuthError, requests.RequestException)
 
 NO_CREDENTIALS_HINT = (
-    "no Google credentials here: on Cloud Run the service's own identity is used; elsewhere run "
+    "on Cloud Run the service's own identity is used; elsewhere run "
     "`gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS"
 )
 
@@ -41,8 +41,8 @@ def make_client(store: str) -> storage.Client:
     are none."""
     try:
         return storage.Client()
-    except auth_errors.DefaultCredentialsError:
-        raise StoreError(f"cannot reach {store}: {NO_CREDENTIALS_HINT}") from None
+    except auth_errors.DefaultCredentialsError as exc:
+        raise StoreError(f"cannot reach {store}: {_no_credentials(exc)}") from None
 
 
 def limits(seconds: float | None) -> tuple[float, Retry]:
@@ -61,10 +61,17 @@ def failures(what: Callable[[], str]) -> Iterator[None]:
         yield
     except StoreError:
         raise
-    except auth_errors.DefaultCredentialsError:
-        raise StoreError(f"{what()}: {NO_CREDENTIALS_HINT}") from None
+    except auth_errors.DefaultCredentialsError as exc:
+        raise StoreError(f"{what()}: {_no_credentials(exc)}") from None
     except FAILURES as exc:
         raise StoreError(f"{what()}: {short(exc)}") from exc
+
+
+def _no_credentials(exc: Exception) -> str:
+    # The library's first sentence says which (none found, or a key file that is not there);
+    # the rest is a link.
+    reason = str(exc).split(". ", 1)[0].rstrip(".")[:200]
+    return f"no usable Google credentials ({reason}): {NO_CREDENTIALS_HINT}"
 
 
 def short(exc: Exception) -> str:

@@ -45,12 +45,14 @@ def live():
 
 @pytest.fixture
 def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    """An environment where google.auth finds nothing: no key file, an empty gcloud config,
-    no metadata server to ask (NO_GCE_CHECK keeps it from waiting on one)."""
+    """An environment where google.auth finds no credentials, wherever the suite runs (a
+    Cloud Build worker has a metadata server that would give some): GOOGLE_APPLICATION_CREDENTIALS
+    names a key file that is not there, which google.auth reports at once, before any other
+    source. For a new process, NO_GCE_CHECK (read at import) keeps it off the metadata server."""
     monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
-    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "no-such-key.json"))
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
-    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    monkeypatch.setenv("NO_GCE_CHECK", "true")
     return dict(os.environ)
 
 

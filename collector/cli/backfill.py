@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(exc.message, CONFIG)
     except StoreError as exc:
-        return _fail(f"LEDGER_STORE={settings.ledger_store}: {exc.message}", STORE)
+        return _fail(f"LEDGER_STORE: {exc.message}", STORE)
     status = OK
     for day in days:
         try:
