@@ -143,6 +143,12 @@ class StoreConflict(StoreError):
     code = "store_conflict"
 
 
+class StoreTimeout(StoreError):
+    """The store did not answer within the time the request could give it."""
+
+    code = "store_timeout"
+
+
 class CorruptState(StoreError):
     """The stored document is not a JSON object; it is left as it is for a person to look at."""
 

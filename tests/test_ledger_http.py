@@ -117,9 +117,11 @@ def test_a_week_over_week_rule_decides_on_the_truth_from_the_ledger(
     before = sim.queries
     clock.moment += timedelta(hours=1)
     later = http.get("/check").get_json()
-    # One query for the new hour (both rules), one for the day-ago hour that has just turned
-    # 24 h old and is read again for late events; every other baseline hour is kept.
-    assert sim.queries - before == 2 and later["queries"] == 2
+    # One query for both rules: the new hour, and the day-ago hour that has just turned 24 h
+    # old and is read again for late events, as two pieces of one `where`; every other
+    # baseline hour is kept.
+    assert sim.queries - before == 1 and later["queries"] == 1
+    assert sim.requests[-1]["params"]["where"].count(" or ") == 1
 
 
 @pytest.mark.parametrize(
@@ -156,3 +158,47 @@ def test_a_check_of_many_ledger_windows_reads_within_one_deadline(
     assert elapsed < 2.5, elapsed
     assert sim.queries - before == 1
     assert {r["state"] for r in body["rules"]} == {"ERROR"}
+
+
+def test_a_check_of_unaligned_windows_costs_one_query_a_run(sim: Simulator, tmp_path: Path) -> None:
+    """Rules as they are usually written (a lag of minutes, windows of 15 to 60 minutes, a
+    baseline), so that every window has edges inside a slice, overlapping each other and the
+    slices that other windows read whole: all of it is one query, and every value the truth."""
+    rules = {
+        "notifiers": {"log": {"type": "log"}},
+        "defaults": {"lag_minutes": 5, "notify": ["log"]},
+        "rules": [
+            {"name": "events-15", "metric": "events", "window_minutes": 15, "above": 10**9},
+            {
+                "name": "signups-30",
+                "metric": "events",
+                "events": ["Sign Up"],
+                "window_minutes": 30,
+                "below": 0,
+            },
+            {
+                "name": "users-60",
+                "metric": "distinct_users",
+                "window_minutes": 60,
+                "drop_pct": 99,
+                "baseline": "previous",
+            },
+        ],
+    }
+    clock = Clock(BASE + timedelta(days=8, minutes=13))
+    http = app_for(sim, tmp_path, clock, rules, LEDGER_SLICE_MINUTES="5").test_client()
+    for run in range(3):
+        before = sim.queries
+        body = http.get("/check").get_json()
+        assert sim.queries - before == 1 and body["queries"] == 1, run
+        end = clock.moment - timedelta(minutes=5)
+        by_name = {r["name"]: r for r in body["rules"]}
+        assert by_name["events-15"]["value"] == sim.truth(end - timedelta(minutes=15), end).events
+        signups = sim.truth(end - timedelta(minutes=30), end, ["Sign Up"]).events
+        assert by_name["signups-30"]["value"] == signups
+        hour = sim.truth(end - timedelta(minutes=60), end).distinct_users
+        before_hour = sim.truth(end - timedelta(minutes=120), end - timedelta(minutes=60))
+        assert by_name["users-60"]["value"] == hour
+        assert by_name["users-60"]["previous"]["value"] == before_hour.distinct_users
+        assert all(r["complete"] for r in body["rules"])
+        clock.moment += timedelta(minutes=7)

@@ -16,9 +16,10 @@ from collector.alerting.plan import QueryGroup, RuleWindows
 from collector.errors import CollectorError
 from collector.export.query import ExportQuery
 from collector.export.reader import ExportReader
-from collector.ledger.service import LedgerService
+from collector.ledger.service import LedgerService, Memo
 from collector.metrics.fanout import Fanout, Slot
 from collector.metrics.service import MetricRequest
+from collector.window import Window
 
 
 @dataclass
@@ -83,55 +84,72 @@ def observe_ledger(
     groups: list[QueryGroup], ledger: LedgerService
 ) -> tuple[list[Outcome], list[dict[str, Any]]]:
     """Each rule window answered by the ledger: a window read by an earlier rule (or run)
-    costs nothing, so baselines a day or a week back are cheap. Every window's reads share one
-    deadline: the run reads for EXPORT_DEADLINE_SECONDS at most."""
+    costs nothing, so baselines a day or a week back are cheap. What any window lacks is read
+    first, in one query where it can (`prefetch`); every read shares one deadline, so the run
+    reads for EXPORT_DEADLINE_SECONDS at most."""
     deadline = ledger.reader.deadline()
-    outcomes: list[Outcome] = []
+    members = [(index, rw) for index, group in enumerate(groups) for rw in group.members]
+    requests = {
+        (rw.rule.name, k): MetricRequest(rw.rule.metric, window, rw.rule.events)
+        for _, rw in members
+        for k, window in enumerate((rw.current, *rw.baselines))
+    }
+    memo: Memo = {}
     exports: list[dict[str, Any]] = []
-    memo: dict = {}  # the windows' unaligned edges, each read once for the whole run
-    for index, group in enumerate(groups):
-        for rw in group.members:
-            answers = []
-            error = None
-            for window in (rw.current, *rw.baselines):
-                request = MetricRequest(rw.rule.metric, window, rw.rule.events)
-                try:
-                    body = ledger.compute(request, memo, deadline)
-                except CollectorError as exc:
-                    error = exc.message
-                    exports.append(
-                        {
-                            "window": window.as_dict(),
-                            "rules": [rw.rule.name],
-                            "complete": False,
-                            "error": exc.message,
-                            "code": exc.code,
-                            "queries": 1,
-                        }
-                    )
-                    break
-                answers.append(body)
+    refused: CollectorError | None = None
+    try:
+        read = ledger.prefetch(list(requests.values()), memo, deadline)
+    except CollectorError as exc:  # refused: no window can be answered
+        refused, read = exc, {"queries": (exc.export or {}).get("attempts", 0)}
+    span = Window(
+        min(r.window.start for r in requests.values()), max(r.window.end for r in requests.values())
+    )
+    exports.append({"window": span.as_dict(), "rules": [rw.rule.name for _, rw in members], **read})
+    outcomes: list[Outcome] = []
+    for index, rw in members:
+        answers = []
+        error = refused.message if refused is not None else None
+        for k in range(1 + len(rw.baselines)):
+            if error is not None:
+                break
+            request = requests[(rw.rule.name, k)]
+            try:
+                body = ledger.compute(request, memo, deadline)
+            except CollectorError as exc:
+                error = exc.message
                 exports.append(
                     {
-                        "window": window.as_dict(),
+                        "window": request.window.as_dict(),
                         "rules": [rw.rule.name],
-                        "complete": body["complete"],
-                        "queries": body["ledger"]["queries"],
-                        **body["export"],
-                        "ledger": body["ledger"],
+                        "complete": False,
+                        "error": exc.message,
+                        "code": exc.code,
+                        "queries": (exc.export or {}).get("attempts", 0),
                     }
                 )
-            if error is not None:
-                obs = Observation(None, False, error=error)
-            else:
-                current, base = answers[0], answers[1:]
-                obs = Observation(
-                    current["value"],
-                    current["complete"],
-                    _average([b["value"] for b in base]),
-                    all(b["complete"] for b in base),
-                )
-            outcomes.append(Outcome(rw, obs, evaluate(rw.rule, obs), index))
+                break
+            answers.append(body)
+            exports.append(
+                {
+                    "window": request.window.as_dict(),
+                    "rules": [rw.rule.name],
+                    "complete": body["complete"],
+                    "queries": body["ledger"]["queries"],
+                    **body["export"],
+                    "ledger": body["ledger"],
+                }
+            )
+        if error is not None:
+            obs = Observation(None, False, error=error)
+        else:
+            current, base = answers[0], answers[1:]
+            obs = Observation(
+                current["value"],
+                current["complete"],
+                _average([b["value"] for b in base]),
+                all(b["complete"] for b in base),
+            )
+        outcomes.append(Outcome(rw, obs, evaluate(rw.rule, obs), index))
     return outcomes, exports
 
 

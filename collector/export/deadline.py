@@ -40,6 +40,10 @@ class Deadline:
     def expired(self) -> bool:
         return self.fired or self._clock() >= self.ends
 
+    def past(self) -> float:
+        """Seconds since the end: negative before it."""
+        return self._clock() - self.ends
+
     @property
     def cause(self) -> str:
         """Why the run ends early: "shutdown" if a drain cut it short, else "deadline"."""

@@ -20,27 +20,55 @@ MAX_PIECES = 16  # pieces of time in one query's `where`: it stays a URL of reas
 class Range:
     start: int
     end: int
-    keep: bool  # a whole slice to keep, or an edge of the window read for this answer only
+    keep: bool  # to keep in the ledger once read (not an edge, and the store works)
+    edge: bool = False  # an unaligned edge of the window, read for this answer only
 
 
 class Parts:
-    """A sink that routes each row to the part (slice or edge) its time falls in."""
+    """A sink that routes each row to the part (slice or edge) its time falls in.
 
-    def __init__(self, parts: list[SliceCollector]) -> None:
+    `parts` are disjoint (routed by binary search); each of `overlays` gets every row of its
+    own span as well, whatever part it is in (a window's edge inside a slice that another
+    window reads whole)."""
+
+    def __init__(
+        self, parts: list[SliceCollector], overlays: list[SliceCollector] | None = None
+    ) -> None:
         self.parts = sorted(parts, key=lambda p: p.start)
+        self.overlays = overlays or []
         self.starts = np.array([p.start for p in self.parts], dtype=np.float64)
+        self.ends = np.array([p.end for p in self.parts], dtype=np.float64)
 
     def new_attempt(self) -> None:
-        for part in self.parts:
+        for part in (*self.parts, *self.overlays):
             part.new_attempt()
 
     def add(self, rows: Batch) -> None:
-        if len(self.parts) == 1:
+        for overlay in self.overlays:
+            inside = (rows.times >= overlay.start) & (rows.times < overlay.end)
+            if inside.any():
+                overlay.add(rows if inside.all() else rows.select(inside))
+        if not self.parts:
+            return
+        # A row between parts (in an overlay's span only) belongs to no part.
+        index = np.searchsorted(self.starts, rows.times, side="right") - 1
+        inside = (index >= 0) & (rows.times < self.ends[np.maximum(index, 0)])
+        if len(self.parts) == 1 and inside.all():
             self.parts[0].add(rows)
             return
-        index = np.searchsorted(self.starts, rows.times, side="right") - 1
-        for k in np.unique(index).tolist():
-            self.parts[max(k, 0)].add(rows.select(index == k))
+        for k in np.unique(index[inside]).tolist():
+            self.parts[k].add(rows.select(inside & (index == k)))
+
+
+def merged(spans: list[tuple[int, int]]) -> list[Range]:
+    """The union of spans, as disjoint ranges in order."""
+    out: list[Range] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1].end:
+            out[-1].end = max(out[-1].end, end)
+        else:
+            out.append(Range(start, end, keep=False))
+    return out
 
 
 def queries(pieces: list[list[Range]], longest: int) -> list[list[list[Range]]]:

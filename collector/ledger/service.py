@@ -9,19 +9,19 @@ For a request's window:
 4. the answer is computed from all the parts: counts add, user sets unite.
 
 `complete` is true only if every part's read was complete; `ledger.as_of` is the oldest read
-among the parts used, so a caller sees how old the oldest data is.
+among the parts used, so a caller sees how old the oldest data is. A caller with several windows
+(a `/check`) first `prefetch`es what all of them lack, in one query, and then answers each from
+the ledger and the run's memo of what was read.
 """
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-
-import numpy as np
 
 from collector.blobs import DirBlobStore, blob_store_from_url
 from collector.config import Settings
@@ -29,83 +29,25 @@ from collector.errors import ConfigError, StoreError, UpstreamRefused, UpstreamU
 from collector.export.deadline import Deadline
 from collector.export.query import ExportQuery
 from collector.export.reader import ExportReader
-from collector.ledger.reads import Figures, Parts, Range, at, queries, touching
+from collector.ledger.answer import PARTIAL_NOTE, Answer, StoreGuard
+from collector.ledger.reads import Figures, Parts, Range, at, merged, queries, touching
 from collector.ledger.slices import Slicing, day_start
 from collector.ledger.state import SliceCollector, SliceState, reread
 from collector.ledger.store import DAY, Ledger
-from collector.metrics.aggregators import DistinctUsers
 from collector.metrics.service import MetricRequest
 from collector.window import Window, iso
 
-log = logging.getLogger("collector.ledger")
-
-PARTIAL_NOTE = (
-    "partial: some slices of the window could not be read to their end, so every count is a "
-    "lower bound (never more than the truth); see export.errors and ledger"
-)
+Memo = dict[tuple[int, int], SliceState]  # what one run has read, by (start, end)
 
 
-class _Answer:
-    """An answer built part by part: each slice or rollup is folded in as soon as it is had,
-    then let go (a month of rollups is never held at once)."""
+@dataclass
+class _Plan:
+    """What one window needs beyond what was folded into its answer."""
 
-    def __init__(self, request: MetricRequest, exact_cap: int) -> None:
-        self.events = request.metric == "events"
-        self.wanted = set(request.events) if request.events else None
-        self.by_event: dict[str, int] = {}
-        self.users = DistinctUsers(exact_cap)
-        self.parts = 0
-        self.complete = True
-        self.as_of: float | None = None
-
-    def fold(self, part: SliceState) -> None:
-        self.parts += 1
-        self.complete = self.complete and part.complete
-        self.as_of = part.read_at if self.as_of is None else min(self.as_of, part.read_at)
-        wanted = self.wanted
-        if self.events:
-            for name, n in zip(part.names, part.counts.tolist(), strict=True):
-                if n and (wanted is None or name in wanted):
-                    self.by_event[name] = self.by_event.get(name, 0) + n
-            return
-        hashes = part.users
-        if wanted is not None:
-            codes = [i for i, name in enumerate(part.names) if name in wanted]
-            hashes = hashes[np.isin(part.codes, codes)]
-        self.users.add_hashes(np.unique(hashes))
-
-    def value(self) -> dict[str, Any]:
-        if self.events:
-            ordered = dict(sorted(self.by_event.items(), key=lambda kv: (-kv[1], kv[0])))
-            return {"value": sum(ordered.values()), "by_event": ordered}
-        return self.users.result()
-
-
-class _StoreGuard:
-    """What went wrong with the ledger's store during one answer; after a failure nothing more
-    is written (every write would wait out the store's retries and fail the same way)."""
-
-    def __init__(self, store: str) -> None:
-        self.store = store
-        self.error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def failed(self, what: str, exc: StoreError) -> None:
-        if self.error is not None:
-            return
-        if what == "read":
-            consequence = "the window was read from the export instead, and nothing was kept"
-        else:
-            consequence = "the answer stands, but what was read now was not kept"
-        self.error = (
-            f"the ledger could not be {'read' if what == 'read' else 'written'} "
-            f"({exc.message}): {consequence}; check that LEDGER_STORE ({self.store}) exists and "
-            "that this service's identity may read and write it"
-        )
-        log.error("%s", self.error, extra={"json_fields": {"ledger_store_error": what}})
+    ranges: list[Range] = field(default_factory=list)  # to read: slices and edges
+    old: dict[int, SliceState] = field(default_factory=dict)  # kept, but due or partial
+    in_days: set[int] = field(default_factory=set)  # days answered by a rollup
+    from_ledger: int = 0
 
 
 class LedgerService:
@@ -126,15 +68,12 @@ class LedgerService:
         self.max_query_seconds = max_query_days * DAY
 
     def compute(
-        self,
-        request: MetricRequest,
-        memo: dict[tuple[int, int], SliceState] | None = None,
-        deadline: Deadline | None = None,
+        self, request: MetricRequest, memo: Memo | None = None, deadline: Deadline | None = None
     ) -> dict[str, Any]:
-        """The answer to `request` from kept slices and what must be read. `memo` keeps the
-        edges read for one caller's several windows (a `/check` of many rules) so that each is
-        read once; `deadline` is the caller's run's, shared by every read (one of
-        EXPORT_DEADLINE_SECONDS of its own without it).
+        """The answer to `request` from kept slices and what must be read. `memo` holds what the
+        caller's run has read already (`prefetch`, and the edges of earlier windows);
+        `deadline` is the run's, shared by every read (one of EXPORT_DEADLINE_SECONDS of its
+        own without it).
 
         The ledger is a store of what was read, never the only way to an answer: if it cannot
         be read, the window is read from the export; if it cannot be written, the answer
@@ -142,60 +81,197 @@ class LedgerService:
         started = time.monotonic()
         deadline = deadline or self.reader.deadline()
         now = self.now().timestamp()
+        guard = StoreGuard(self.ledger.describe())
+        answer = Answer(request, self.exact_cap)
+        plan = self._plan(request, now, deadline, guard, memo or {}, answer)
+        figures = Figures()
+        fresh, missing = self._read(request.events, plan.ranges, now, figures, deadline, guard)
+        for r in missing:  # not read: what the ledger had is still the best there is
+            if r.start in plan.old:
+                answer.fold(plan.old[r.start])
+        # A re-read slice answers as it is kept: a partial re-read cannot lower a complete read.
+        for f in fresh:
+            answer.fold(reread(plan.old.get(f.start), f) if f.start in plan.old else f)
+        if memo is not None:
+            memo.update(((f.start, f.end), f) for f in fresh)
+        if not answer.parts and figures.error is not None:
+            raise figures.error
+        self._roll_up(request, plan, now, deadline, guard)
+        return self._body(request, answer, plan, missing, figures, guard, now, started)
+
+    def prefetch(self, requests: list[MetricRequest], memo: Memo, deadline: Deadline) -> dict:
+        """Read what any of `requests` lacks in as few queries as there can be (usually one),
+        keep its slices, and put every part read in `memo`: a run's windows are then answered
+        from the ledger and the memo without a query each. Edges of different windows may
+        overlap each other and the slices; each is read as a part of its own. The figures of
+        the reads; UpstreamRefused if the export refused them (no window can be answered)."""
+        started = time.monotonic()
+        now = self.now().timestamp()
+        guard = StoreGuard(self.ledger.describe())
+        slices: dict[int, Range] = {}
+        edges: set[tuple[int, int]] = set()
+        for request in requests:
+            for r in self._plan(request, now, deadline, guard, memo, None).ranges:
+                if r.edge:
+                    edges.add((r.start, r.end))
+                else:
+                    slices[r.start] = r
+        figures = Figures()
+        spans = [(r.start, r.end) for r in slices.values()] + sorted(edges)
+        for chunk in queries(touching(merged(spans)), self.max_query_seconds):
+            lo, hi = chunk[0][0].start, chunk[-1][-1].end
+            parts = [SliceCollector(r.start, r.end) for r in slices.values() if lo <= r.start < hi]
+            overlays = [SliceCollector(a, b) for a, b in sorted(edges) if lo <= a < hi]
+            states = self._query((), chunk, Parts(parts, overlays), figures, deadline, now)
+            if states is None:
+                continue
+            kept = states[: len(parts)]
+            memo.update(((s.start, s.end), s) for s in states)
+            if guard.ok and any(slices[s.start].keep for s in kept):
+                try:
+                    self.ledger.save([s for s in kept if slices[s.start].keep], deadline)
+                except StoreError as exc:
+                    guard.failed("write", exc)
+        out = figures.as_dict(time.monotonic() - started)
+        out["queries"] = figures.queries
+        if guard.error is not None:
+            out["ledger_error"] = guard.error
+        return out
+
+    # -- planning -------------------------------------------------------------------------------
+
+    def _plan(
+        self,
+        request: MetricRequest,
+        now: float,
+        deadline: Deadline,
+        guard: StoreGuard,
+        memo: Memo,
+        answer: Answer | None,
+    ) -> _Plan:
+        """Fold into `answer` what the ledger and `memo` have of the window (nothing folded
+        without one), and say what must be read."""
+        fold = answer.fold if answer is not None else (lambda _: None)
         slicing = self.ledger.slicing
         start, end = int(request.window.start_ts), int(request.window.end_ts)
         whole = slicing.whole(start, end, now)
-        answer = _Answer(request, self.exact_cap)
-        guard = _StoreGuard(self.ledger.describe())
+        plan = _Plan()
         loaded = None
         if whole:
             try:
-                loaded = self.ledger.load(
-                    whole[0], whole[-1] + slicing.seconds, answer.fold, deadline
-                )
+                loaded = self.ledger.load(whole[0], whole[-1] + slicing.seconds, fold, deadline)
             except StoreError as exc:
                 guard.failed("read", exc)
-                answer = _Answer(request, self.exact_cap)  # rollups folded before it failed
-        in_days = loaded.day_starts if loaded else set()
-        ranges: list[Range] = []
-        old: dict[int, SliceState] = {}
+                if answer is not None:
+                    answer.reset()  # rollups folded before it failed
+            if loaded is not None and loaded.cut:
+                guard.slow()
+        plan.in_days = loaded.day_starts if loaded else set()
         for s in whole:
-            if day_start(s) in in_days:
+            if day_start(s) in plan.in_days:
                 continue
             kept = loaded.slices.get(s) if loaded else None
-            if kept is not None and kept.complete and not slicing.due(s, kept.read_at, now):
-                answer.fold(kept)
-                continue
-            if kept is not None:
-                old[s] = kept
-            ranges.append(Range(s, s + slicing.seconds, keep=guard.ok))
-        edges = [(start, whole[0]), (whole[-1] + slicing.seconds, end)] if whole else [(start, end)]
-        for a, b in edges:
-            if a < b and memo is not None and (a, b) in memo:
-                answer.fold(memo[(a, b)])
+            read = memo.get((s, s + slicing.seconds))
+            if read is not None:  # read by this run already
+                fold(reread(kept, read) if kept is not None else read)
+            elif kept is not None and kept.complete and not slicing.due(s, kept.read_at, now):
+                fold(kept)
+            else:
+                if kept is not None:
+                    plan.old[s] = kept
+                plan.ranges.append(Range(s, s + slicing.seconds, keep=guard.ok))
+        ends = [(start, whole[0]), (whole[-1] + slicing.seconds, end)] if whole else [(start, end)]
+        for a, b in ends:
+            if a < b and (a, b) in memo:
+                fold(memo[(a, b)])
             elif a < b:
-                ranges.append(Range(a, b, keep=False))
-        from_ledger = answer.parts
-        figures = Figures()
-        reads = sorted(ranges, key=lambda r: r.start)
-        fresh, missing = self._read(request, reads, now, figures, deadline, guard)
-        for r in missing:  # not read: what the ledger had is still the best there is
-            if r.start in old:
-                answer.fold(old[r.start])
-        # A re-read slice answers as it is kept: a partial re-read cannot lower a complete read.
-        for f in fresh:
-            answer.fold(reread(old.get(f.start), f) if f.start in old else f)
-        if memo is not None:
-            kept_starts = {r.start for r in ranges if r.keep}
-            memo.update(((f.start, f.end), f) for f in fresh if f.start not in kept_starts)
-        if not answer.parts and figures.error is not None:
-            raise figures.error
+                plan.ranges.append(Range(a, b, keep=False, edge=True))
+        plan.from_ledger = answer.parts if answer is not None else 0
+        plan.ranges.sort(key=lambda r: r.start)
+        return plan
+
+    # -- reading what is missing ----------------------------------------------------------------
+
+    def _read(
+        self,
+        events: tuple[str, ...],
+        ranges: list[Range],
+        now: float,
+        figures: Figures,
+        deadline: Deadline,
+        guard: StoreGuard,
+    ) -> tuple[list[SliceState], list[Range]]:
+        """Read the ranges, as few queries as possible: touching ranges are one piece of time,
+        and up to MAX_PIECES pieces go in one query (one `where` of them all). The states
+        read, and the ranges that could not be."""
+        fresh: list[SliceState] = []
+        missing: list[Range] = []
+        for chunk in queries(touching(ranges), self.max_query_seconds):
+            group = [r for piece in chunk for r in piece]
+            # Slices kept serve every later question: they hold every event name.
+            names = () if any(r.keep for r in group) else events
+            collectors = [SliceCollector(r.start, r.end) for r in group]
+            states = self._query(names, chunk, Parts(collectors), figures, deadline, now)
+            if states is None:
+                missing.extend(group)
+                continue
+            fresh.extend(states)
+            keep = [s for s, r in zip(states, group, strict=True) if r.keep]
+            if keep and guard.ok:
+                try:
+                    self.ledger.save(keep, deadline)
+                except StoreError as exc:
+                    guard.failed("write", exc)
+        return fresh, missing
+
+    def _query(
+        self,
+        names: tuple[str, ...],
+        chunk: list[list[Range]],
+        sink: Parts,
+        figures: Figures,
+        deadline: Deadline,
+        now: float,
+    ) -> list[SliceState] | None:
+        """One Export query of the chunk's pieces into `sink`: the states of its parts and
+        overlays, in that order, or None if nothing could be read."""
+        windows = tuple(Window(at(p[0].start), at(p[-1].end)) for p in chunk)
+        cover = Window(windows[0].start, windows[-1].end)
+        query = ExportQuery(cover, names, windows if len(windows) > 1 else ())
+        try:
+            report = self.reader.read(query, sink, deadline)
+        except UpstreamRefused:
+            raise  # the query or the credentials are wrong: no slice can help
+        except UpstreamUnavailable as exc:
+            figures.failed(exc)
+            return None
+        figures.add(report.as_dict())
+        return [c.state(report.complete, now) for c in (*sink.parts, *sink.overlays)]
+
+    # -- after the reads ------------------------------------------------------------------------
+
+    def _roll_up(
+        self, request: MetricRequest, plan: _Plan, now: float, deadline: Deadline, guard: StoreGuard
+    ) -> None:
+        start, end = int(request.window.start_ts), int(request.window.end_ts)
         for day in range(day_start(start), end, DAY):
-            if guard.ok and start <= day and day + DAY <= end and day not in in_days:
+            if guard.ok and start <= day and day + DAY <= end and day not in plan.in_days:
                 try:
                     self.ledger.roll_up(day, now, deadline)
                 except StoreError as exc:
                     guard.failed("write", exc)
+
+    def _body(
+        self,
+        request: MetricRequest,
+        answer: Answer,
+        plan: _Plan,
+        missing: list[Range],
+        figures: Figures,
+        guard: StoreGuard,
+        now: float,
+        started: float,
+    ) -> dict[str, Any]:
         complete = not missing and answer.complete
         body: dict[str, Any] = {"metric": request.metric}
         body.update(answer.value())
@@ -206,61 +282,21 @@ class LedgerService:
         if not complete:
             body["note"] = PARTIAL_NOTE
         body["export"] = figures.as_dict(time.monotonic() - started)
+        read = [r for r in plan.ranges if r not in missing]
         body["ledger"] = {
             "store": self.ledger.describe(),
-            "slice_minutes": slicing.minutes,
-            "slices_read_now": sum(1 for r in ranges if r.keep and r not in missing),
-            "slices_from_ledger": from_ledger,
-            "edges_read": sum(1 for r in ranges if not r.keep and r not in missing),
+            "slice_minutes": self.ledger.slicing.minutes,
+            "slices_read_now": sum(1 for r in read if not r.edge),
+            "slices_from_ledger": plan.from_ledger,
+            "edges_read": sum(1 for r in read if r.edge),
             "queries": figures.queries,
             "as_of": iso(datetime.fromtimestamp(answer.as_of or now, UTC)),
         }
         if guard.error is not None:
             body["ledger"]["error"] = guard.error
+        if guard.warning is not None:
+            body["ledger"]["warning"] = guard.warning
         return body
-
-    # -- reading what is missing ----------------------------------------------------------------
-
-    def _read(
-        self,
-        request: MetricRequest,
-        ranges: list[Range],
-        now: float,
-        figures: Figures,
-        deadline: Deadline,
-        guard: _StoreGuard,
-    ) -> tuple[list[SliceState], list[Range]]:
-        """Read the ranges, as few queries as possible: touching ranges are one piece of time,
-        and up to MAX_PIECES pieces go in one query (one `where` of them all). The states
-        read, and the ranges that could not be."""
-        fresh: list[SliceState] = []
-        missing: list[Range] = []
-        for chunk in queries(touching(ranges), self.max_query_seconds):
-            group = [r for piece in chunk for r in piece]
-            collectors = [SliceCollector(r.start, r.end) for r in group]
-            # Slices kept serve every later question: they hold every event name.
-            names = () if any(r.keep for r in group) else request.events
-            windows = tuple(Window(at(p[0].start), at(p[-1].end)) for p in chunk)
-            cover = Window(windows[0].start, windows[-1].end)
-            query = ExportQuery(cover, names, windows if len(windows) > 1 else ())
-            try:
-                report = self.reader.read(query, Parts(collectors), deadline)
-            except UpstreamRefused:
-                raise  # the query or the credentials are wrong: no slice can help
-            except UpstreamUnavailable as exc:
-                figures.failed(exc)
-                missing.extend(group)
-                continue
-            figures.add(report.as_dict())
-            states = [c.state(report.complete, now) for c in collectors]
-            fresh.extend(states)
-            keep = [s for s, r in zip(states, group, strict=True) if r.keep]
-            if keep and guard.ok:
-                try:
-                    self.ledger.save(keep, deadline)
-                except StoreError as exc:
-                    guard.failed("write", exc)
-        return fresh, missing
 
 
 def build_ledger(

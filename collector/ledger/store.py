@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from collector.blobs import ABSENT, BlobStore
-from collector.errors import StoreConflict
+from collector.errors import StoreConflict, StoreTimeout
 from collector.export.deadline import Deadline
 from collector.ledger.slices import Slicing, day_key, day_start, hour_key
 from collector.ledger.state import SliceState, combine, reread
@@ -39,15 +39,32 @@ log = logging.getLogger("collector.ledger")
 CAS_ATTEMPTS = 16
 CAS_BACKOFF_SECONDS = 0.01
 DAY = 86400
-# What keeping a read may take past the deadline at least: the request timeout leaves a minute
-# after EXPORT_DEADLINE_SECONDS to answer, and what was read is worth keeping.
+# Within one answer's deadline: loading the store may take at most this share of it (what is not
+# loaded by then is read from the export, which keeps the rest), and keeping what was read may
+# take until WRITE_SECONDS after its end (the request timeout leaves a minute after
+# EXPORT_DEADLINE_SECONDS to answer, and what was read is worth keeping).
+LOAD_SHARE = 0.5
 WRITE_SECONDS = 5.0
 
 
-def read_seconds(deadline: Deadline | None) -> float | None:
-    """What one read of the store may wait: a quarter of what is left of the deadline, so a
-    slow store leaves time for the export (and loads that follow wait less and less)."""
-    return None if deadline is None else deadline.remaining() / 4
+def load_seconds(deadline: Deadline | None) -> float | None:
+    """What loading may still wait on the store (<= 0: stop loading)."""
+    if deadline is None:
+        return None
+    return min(deadline.remaining(), deadline.seconds * LOAD_SHARE - deadline.elapsed())
+
+
+def write_seconds(deadline: Deadline | None) -> float | None:
+    """What keeping may still wait on the store; StoreError once that time is spent."""
+    if deadline is None:
+        return None
+    left = WRITE_SECONDS - deadline.past()
+    if left <= 0:
+        raise StoreTimeout(
+            "keeping what was read ran out of time (EXPORT_DEADLINE_SECONDS and "
+            f"{WRITE_SECONDS:.0f} s more)"
+        )
+    return left
 
 
 # What a damaged object, or one of another version, raises on the way to a state.
@@ -59,16 +76,15 @@ def _hour_slices(doc: Any) -> dict[int, SliceState]:
     return {int(k): SliceState.from_dict(v) for k, v in doc["slices"].items()}
 
 
-def _passed(deadline: Deadline | None) -> bool:
-    if deadline is not None and deadline.expired():
-        log.warning("ledger: the deadline passed while loading; the rest is not loaded")
-        return True
-    return False
-
-
-def write_seconds(deadline: Deadline | None) -> float | None:
-    """What one write (or a read on the way to it) may wait."""
-    return None if deadline is None else max(deadline.remaining() / 4, WRITE_SECONDS)
+def _load_time_left(deadline: Deadline | None, loaded: Loaded) -> float | None:
+    seconds = load_seconds(deadline)
+    if seconds is not None and seconds <= 0:
+        loaded.cut = True
+        log.warning(
+            "ledger: loading stopped at %.0f%% of the deadline; the rest is read from the export",
+            LOAD_SHARE * 100,
+        )
+    return seconds
 
 
 @dataclass
@@ -78,6 +94,7 @@ class Loaded:
     days: list[SliceState]
     slices: dict[int, SliceState]  # by slice start
     day_starts: set[int] = field(default_factory=set)  # days answered by a rollup
+    cut: bool = False  # loading stopped for time: the store answered slowly
 
 
 class Ledger:
@@ -112,10 +129,11 @@ class Ledger:
         once. Past `deadline`, loading stops: what was not loaded is what the caller lacks."""
         out = Loaded([], {})
         for day in range(day_start(start), end, DAY):
-            if _passed(deadline):
+            seconds = _load_time_left(deadline, out)
+            if out.cut:
                 return out
             if start <= day and day + DAY <= end:
-                state, _ = self._day(day, read_seconds(deadline))
+                state, _ = self._day(day, seconds)
                 if state is not None:
                     out.day_starts.add(day)
                     if on_day is None:
@@ -124,9 +142,10 @@ class Ledger:
                         on_day(state)
                     continue
             for hour in range(max(day, start - start % 3600), min(day + DAY, end), 3600):
-                if _passed(deadline):
+                seconds = _load_time_left(deadline, out)
+                if out.cut:
                     return out
-                for s in self._hour(hour, read_seconds(deadline))[0].values():
+                for s in self._hour(hour, seconds)[0].values():
                     if start <= s.start and s.end <= end:
                         out.slices[s.start] = s
         return out
@@ -175,7 +194,8 @@ class Ledger:
         for hour, fresh in by_hour.items():
             for attempt in range(CAS_ATTEMPTS):
                 if attempt:
-                    time.sleep(random.uniform(0, CAS_BACKOFF_SECONDS * 2 ** min(attempt, 6)))
+                    wait = random.uniform(0, CAS_BACKOFF_SECONDS * 2 ** min(attempt, 6))
+                    time.sleep(min(wait, write_seconds(deadline) or wait))
                 kept, version = self._hour(hour, write_seconds(deadline))
                 for s in fresh:
                     kept[s.start] = reread(kept.get(s.start), s)
