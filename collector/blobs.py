@@ -100,8 +100,8 @@ class DirBlobStore:
         _check_name(name)
         path = self.root / name
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with self._locked():
+            with self._locked():  # the directory too: a delete may be removing it, empty
+                path.parent.mkdir(parents=True, exist_ok=True)
                 if if_version is not None:
                     current = self.get(name)
                     now = ABSENT if current is None else current[1]
@@ -128,9 +128,12 @@ class DirBlobStore:
 
     def delete(self, name: str, *, seconds: float | None = None) -> None:
         _check_name(name)
+        path = self.root / name
         try:
-            with contextlib.suppress(FileNotFoundError), self._locked():
-                (self.root / name).unlink()
+            with self._locked():
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                _remove_empty_parents(path, self.root)
         except OSError as exc:
             raise StoreError(f"cannot delete {self.describe()}/{name}: {exc.strerror}") from exc
 
@@ -143,6 +146,18 @@ class DirBlobStore:
             yield
         finally:
             os.close(fd)
+
+
+def _remove_empty_parents(path: Path, root: Path) -> None:
+    """Directories left empty go too (a pruned day, a probe), up to `root`; under the store's
+    lock, so that a write cannot find its directory gone."""
+    for parent in path.parents:
+        if parent == root or root not in parent.parents:
+            return
+        try:
+            parent.rmdir()
+        except OSError:
+            return  # not empty (or gone): what is above is not empty either
 
 
 def _digest(data: bytes) -> str:

@@ -82,8 +82,18 @@ class BudgetExhausted(UpstreamUnavailable):
 
     code = "budget_exhausted"
 
-    def __init__(self, message: str, *, retry_in: float, export: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_in: float,
+        export: dict[str, Any] | None = None,
+        store_failed: bool = False,
+    ):
         super().__init__(message, export=export, retry_in=retry_in)
+        # The shared budget's store (BUDGET_STORE) could not be checked: not a spent budget,
+        # and waiting does not make it come back.
+        self.store_failed = store_failed
 
 
 class StateStoreUnavailable(CollectorError):

@@ -11,6 +11,22 @@ that reads a Mixpanel project should not listen on every network it joins.
 """
 
 import os
+import sys
+
+
+def _whole(name: str, default: int, least: int) -> int:
+    """A whole-number setting; a bad one stops gunicorn with one line naming it (exit 3, as a
+    bad setting of the service does)."""
+    raw = os.environ.get(name, "").strip() or str(default)
+    try:
+        value = int(raw)
+    except ValueError:
+        value = least - 1
+    if value < least:
+        print(f"error: {name}={raw!r} must be a whole number, at least {least}", file=sys.stderr)
+        raise SystemExit(3)
+    return value
+
 
 _ON_CLOUD_RUN = bool(os.environ.get("K_SERVICE"))
 _HOST = os.environ.get("GUNICORN_HOST", "").strip() or ("0.0.0.0" if _ON_CLOUD_RUN else "127.0.0.1")
@@ -18,11 +34,11 @@ _PORT = os.environ.get("PORT", "").strip() or "8080"
 
 bind = f"[{_HOST}]:{_PORT}" if ":" in _HOST and not _HOST.startswith("[") else f"{_HOST}:{_PORT}"
 worker_class = "gthread"
-workers = int(os.environ.get("GUNICORN_WORKERS", "1"))
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+workers = _whole("GUNICORN_WORKERS", 1, 1)
+threads = _whole("GUNICORN_THREADS", 8, 1)
 timeout = 0
 # Cloud Run sends SIGTERM and kills 10 s later: drain in less than that.
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "8"))
+graceful_timeout = _whole("GUNICORN_GRACEFUL_TIMEOUT", 8, 0)
 keepalive = 5
 # Cloud Run writes its own request log; gunicorn's errors still go to stderr.
 accesslog = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from collector.blobs import BlobStore, DirBlobStore, GcsBlobStore
 from collector.errors import UpstreamUnavailable
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
+from collector.ledger import store as ledger_store
 from collector.ledger.service import LedgerService
 from collector.ledger.slices import Slicing
 from collector.ledger.store import Ledger
@@ -51,8 +53,9 @@ def sim() -> Iterator[Simulator]:
 
 
 def service(sim: Simulator, blobs: BlobStore, clock: Clock, minutes: int = 5, **env: str):
+    env = {"EXPORT_MAX_ATTEMPTS": "2", "EXPORT_DEADLINE_SECONDS": "5", **env}
     reader = ExportReader(
-        make_settings(sim.url, EXPORT_MAX_ATTEMPTS="2", EXPORT_DEADLINE_SECONDS="5", **env),
+        make_settings(sim.url, **env),
         QueryBudget(60, 3),
         now=clock,
     )
@@ -228,6 +231,55 @@ def test_a_damaged_object_is_read_again_from_the_export_and_replaced(
     third = ledger.compute(request)
     assert third["value"] == exact and third["ledger"]["queries"] == 0
     assert third["ledger"]["slices_from_ledger"] == 1
+
+
+class SlowStore(DirBlobStore):
+    """A directory that answers slowly. No real store can be slowed here (fake-gcs-server has
+    no latency setting), so the delay is added around the real directory store."""
+
+    def __init__(self, root: Path, get_delay: float, put_delay: float) -> None:
+        super().__init__(root)
+        self.get_delay, self.put_delay = get_delay, put_delay
+
+    def get(self, name: str, *, seconds: float | None = None):  # type: ignore[no-untyped-def]
+        time.sleep(min(self.get_delay, seconds if seconds is not None else self.get_delay))
+        return super().get(name)
+
+    def put(self, name: str, data: bytes, **kwargs):  # type: ignore[no-untyped-def]
+        seconds = kwargs.pop("seconds", None)
+        time.sleep(min(self.put_delay, seconds if seconds is not None else self.put_delay))
+        return super().put(name, data, **kwargs)
+
+
+def test_a_slow_store_costs_at_most_half_the_deadline_to_load_and_a_little_more_to_keep(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ledger_store, "WRITE_SECONDS", 1.0)  # 5 s in service: less to wait here
+    write_seconds = ledger_store.WRITE_SECONDS
+    clock = Clock(BASE + timedelta(days=1, hours=1))
+    day = Window(BASE.replace(hour=0), BASE.replace(hour=0) + timedelta(days=1))
+    request = MetricRequest("distinct_users", day)
+    fast, _ = service(sim, DirBlobStore(tmp_path), clock, minutes=60)
+    fast.compute(request)  # the day's 24 hour objects, kept
+    deadline_seconds = 2.0
+    env = {"EXPORT_DEADLINE_SECONDS": str(deadline_seconds)}
+    # Loading: 0.2 s a read, 24 objects to read (4.8 s): half the deadline, then the export;
+    # keeping what it read (a read of each hour object on the way) until a little past the end.
+    slow, _ = service(sim, SlowStore(tmp_path, 0.2, 0), clock, minutes=60, **env)
+    started = time.monotonic()
+    body = slow.compute(request)
+    assert time.monotonic() - started < deadline_seconds + write_seconds + 0.5
+    assert body["value"] == truth(sim, request) and body["complete"] is True
+    assert "answered slowly" in body["ledger"]["warning"]
+    assert 0 < body["ledger"]["slices_from_ledger"] < 24
+    # Keeping: 1 s a write, 24 hour objects to write (24 s): until a little past the deadline.
+    clock.moment += timedelta(hours=30)  # every slice due again (its 24 h refresh)
+    slow = service(sim, SlowStore(tmp_path, 0, 1.0), clock, minutes=60, **env)[0]
+    started = time.monotonic()
+    body = slow.compute(request)
+    assert time.monotonic() - started < deadline_seconds + write_seconds + 1
+    assert body["value"] == truth(sim, request) and body["complete"] is True
+    assert "ran out of time" in body["ledger"]["error"]
 
 
 @pytest.mark.parametrize("backend", ["dir", "gcs"])

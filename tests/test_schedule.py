@@ -454,7 +454,7 @@ def test_defaults_follow_the_service_settings_in_the_environment(api, client) ->
 def test_days_jobs_need_the_services_ledger_and_follow_it_from_the_environment(api, client) -> None:
     week = "users-7d=/distinct-users?days=7@0 * * * *"
     code, _, err = run(client, "--job", week, "--dry-run")
-    assert code == 2 and "set LEDGER_STORE" in err
+    assert code == 2 and "set LEDGER_STORE" in err and "--ledger-store" in err
     listing(api)
     out, err = io.StringIO(), io.StringIO()
     argv = [*TARGET_ARGS, "--job", week, "--dry-run"]

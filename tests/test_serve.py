@@ -137,36 +137,35 @@ def test_ctrl_c_stops_both_and_removes_the_temporary_state(served: Served) -> No
     assert not os.path.exists(os.path.dirname(state))
 
 
-def test_workers_and_threads_follow_the_environment_unless_a_flag_says_otherwise() -> None:
-    for args, env, workers in (([], {"GUNICORN_WORKERS": "2"}, 2), (["--workers", "1"], {}, 1)):
-        proc = start("--simulator", *args, env={**env, "GUNICORN_THREADS": "3"})
-        try:
-            read_banner(proc)
-            [master] = [
-                p
-                for p in psutil.Process(proc.pid).children()
-                if "gunicorn" in " ".join(p.cmdline())
-            ]
-            # Ready once one worker answers; the others may still be booting.
-            booted = master.children()
-            until = time.monotonic() + 20
-            while len(booted) < workers and time.monotonic() < until:
-                time.sleep(0.2)
-                booted = master.children()
-            assert len(booted) == workers
-            # gthread starts its threads as requests come: the setting is what can be seen.
-            assert {w.environ()["GUNICORN_THREADS"] for w in booted} == {"3"}
-        finally:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(timeout=30)
+def booted_workers(proc: subprocess.Popen[str], workers: int) -> list[psutil.Process]:
+    """gunicorn's workers under `collector serve`, once `workers` of them are up (ready means
+    one worker answers; the others may still be booting)."""
+    [master] = [
+        p for p in psutil.Process(proc.pid).children() if "gunicorn" in " ".join(p.cmdline())
+    ]
+    booted = master.children()
+    until = time.monotonic() + 20
+    while len(booted) < workers and time.monotonic() < until:
+        time.sleep(0.2)
+        booted = master.children()
+    return booted
 
 
-def test_with_a_ledger_it_prints_a_days_window_and_answers_it_from_the_ledger(
-    tmp_path: Path,
-) -> None:
-    proc = start("--simulator", env={"LEDGER_STORE": str(tmp_path / "ledger")})
+def test_workers_threads_and_the_ledger_follow_the_environment(tmp_path: Path) -> None:
+    env = {
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_THREADS": "3",
+        "LEDGER_STORE": str(tmp_path / "ledger"),
+    }
+    proc = start("--simulator", env=env)
     try:
-        [line] = [x for x in read_banner(proc) if "days=7" in x]
+        banner = read_banner(proc)
+        booted = booted_workers(proc, 2)
+        assert len(booted) == 2
+        # gthread starts its threads as requests come: the setting is what can be seen.
+        assert {w.environ()["GUNICORN_THREADS"] for w in booted} == {"3"}
+        # With a ledger it prints a days=N line, and answers it from the ledger the second time.
+        [line] = [x for x in banner if "days=7" in x]
         url = line.split("curl -s ", 1)[1].split("#")[0].strip().strip("'")
         first = requests.get(url, timeout=120).json()
         second = requests.get(url, timeout=120).json()
@@ -177,11 +176,34 @@ def test_with_a_ledger_it_prints_a_days_window_and_answers_it_from_the_ledger(
         proc.wait(timeout=30)
 
 
-def test_a_misspelt_setting_stops_it_with_the_one_line_that_says_so() -> None:
-    proc = start("--simulator", env={"EXPORT_DEADLINE_SECOND": "30"})
+def test_a_flag_wins_over_the_environment() -> None:
+    env = {"GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "3"}
+    proc = start("--simulator", "--workers", "1", "--threads", "5", env=env)
+    try:
+        banner = read_banner(proc)
+        booted = booted_workers(proc, 1)
+        time.sleep(1)  # a second worker, were one booting, would be there by now
+        assert len(booted_workers(proc, 1)) == 1
+        assert {w.environ()["GUNICORN_THREADS"] for w in booted} == {"5"}
+        assert not [x for x in banner if "days=" in x]  # no ledger, no days=N line
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"EXPORT_DEADLINE_SECOND": "30"}, "did you mean EXPORT_DEADLINE_SECONDS?"),
+        ({"GUNICORN_WORKERS": "abc"}, "GUNICORN_WORKERS='abc' must be a whole number"),
+        ({"GUNICORN_THREADS": "0"}, "GUNICORN_THREADS='0' must be a whole number, at least 1"),
+    ],
+)
+def test_a_bad_setting_stops_it_with_the_one_line_that_says_so(env: dict, says: str) -> None:
+    proc = start("--simulator", env=env)
     out, err = proc.communicate(timeout=90)
     assert proc.returncode == 3 and out == ""
-    assert "did you mean EXPORT_DEADLINE_SECONDS?" in err and "Traceback" not in err
+    assert says in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(

@@ -145,14 +145,19 @@ def test_budget_and_state_stores_without_credentials_answer_503_naming_them(
     [
         (["backfill", "--days", "1"], {"LEDGER_STORE": "gs://no-such-bucket/ledger"}),
         (
+            ["backfill", "--days", "1"],
+            {"LEDGER_STORE": "{tmp}/ledger", "BUDGET_STORE": "gs://no-such-bucket/budget"},
+        ),
+        (
             ["check", "--dry-run", "--rules", str(ROOT / "rules.example.yaml")],
             {"STATE_STORE": "gs://no-such-bucket/state.json"},
         ),
     ],
 )
 def test_commands_without_credentials_print_one_line_and_exit_5(
-    no_credentials: dict, command: list, env: dict
+    no_credentials: dict, command: list, env: dict, tmp_path: Path
 ) -> None:
+    env = {k: v.replace("{tmp}", str(tmp_path)) for k, v in env.items()}
     run_env = {
         **no_credentials,
         **env,
@@ -170,4 +175,7 @@ def test_commands_without_credentials_print_one_line_and_exit_5(
     assert done.returncode == 5, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "gcloud auth application-default login" in errors[0]
+    # The line names the store that failed (the one on Cloud Storage).
+    [failing] = [v for v in env.values() if v.startswith("gs://")]
+    assert failing in errors[0]
     assert "Traceback" not in done.stderr

@@ -9,9 +9,9 @@ variables set. Every task spends from the query budget (shared across tasks with
 and waits when it is spent. Prints one JSON line per day.
 
 Exit status: 0 every day read completely; 3 a day could only be read partially (run again);
-5 the ledger's store could not be read or written (the backfill stops: what it read would not
-be kept); 2 a configuration or usage error (LEDGER_STORE unset, bad task variables); 1
-unexpected.
+5 the ledger's store (or the budget's, BUDGET_STORE) could not be read or written (the
+backfill stops: what it read would not be kept, or no query could be counted); 2 a
+configuration or usage error (LEDGER_STORE unset, bad task variables); 1 unexpected.
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from collector.app import build_budget
+from collector.blobs import blob_store_from_url
 from collector.cli.args import positive
 from collector.config import Settings
-from collector.errors import CollectorError, ConfigError, StoreError
+from collector.errors import BudgetExhausted, CollectorError, ConfigError, StoreError
 from collector.export.reader import ExportReader
+from collector.export.shared_budget import check_writable
 from collector.ledger.backfill import fill_day, task_days
 from collector.ledger.service import build_ledger
 from collector.logs import setup_logging
@@ -75,17 +77,29 @@ def run(args: argparse.Namespace) -> int:
         service = build_ledger(settings, ExportReader(settings, budget, now=now), now)
         assert service is not None
         days = task_days(args.days, now().date(), index, count)
-        service.ledger.check_writable()
+        stores = [("LEDGER_STORE", service.ledger.check_writable)]
+        if settings.budget_store:  # what the budget needs, as the first query would find out
+            budget_store = blob_store_from_url(settings.budget_store, "BUDGET_STORE")
+            stores.append(("BUDGET_STORE", lambda: check_writable(budget_store)))
+        for setting, check in stores:
+            try:
+                check()
+            except StoreError as exc:
+                return _fail(f"{setting}: {exc.message}", STORE)
     except ValueError as exc:
         return _fail(f"CLOUD_RUN_TASK_INDEX / CLOUD_RUN_TASK_COUNT: {exc}", CONFIG)
     except ConfigError as exc:
         return _fail(exc.message, CONFIG)
-    except StoreError as exc:
-        return _fail(f"LEDGER_STORE: {exc.message}", STORE)
     status = OK
     for day in days:
         try:
             figures = fill_day(service, day, pause)
+        except BudgetExhausted as exc:
+            if exc.store_failed:
+                return _fail(exc.message, STORE)
+            print(json.dumps({"day": day.isoformat(), "error": exc.message, "code": exc.code}))
+            status = PARTIAL
+            continue
         except CollectorError as exc:
             print(json.dumps({"day": day.isoformat(), "error": exc.message, "code": exc.code}))
             status = PARTIAL

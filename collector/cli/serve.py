@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
                 env["STATE_STORE"] = f"file:{state}"
         port = args.port or _free_port(args.host)
         env.update(PORT=str(port), GUNICORN_HOST=args.host)
-        # A flag wins; else the environment's (checked by the gunicorn config); else small.
+        # A flag wins; else the environment's (checked by collector/gunicorn_config.py, which
+        # stops with one line naming a bad one); else small.
         for name, flag, default in (
             ("GUNICORN_WORKERS", args.workers, 1),
             ("GUNICORN_THREADS", args.threads, 4),
@@ -110,12 +111,13 @@ def run(args: argparse.Namespace) -> int:
         base = f"http://{_reachable(args.host)}:{port}"
         with _gunicorn(env) as proc:
             if not serving(proc, base):
-                if proc.poll() is None:
+                if proc.poll() is None:  # stopped on the way out
                     print(
                         f"error: {base}/healthz did not answer in {READY_SECONDS} s",
                         file=sys.stderr,
                     )
-                return proc.wait() or 1  # an exit says why itself (one line, on stderr)
+                    return 1
+                return proc.returncode or 1  # an exit says why itself (one line, on stderr)
             _banner(base, sim_url, rules, env.get("STATE_STORE"), env.get("LEDGER_STORE"))
             try:
                 return proc.wait()

@@ -24,6 +24,10 @@ from collector.export.retry import Failure
 log = logging.getLogger("collector.export")
 
 
+# The `next` of a budget failure whose store could not be checked (not a spent budget).
+STORE_FAILED = "stop: budget store failed"
+
+
 class QueryBudget:
     """Queries spent in the last hour (and second), by this process."""
 
@@ -95,7 +99,7 @@ class QueryBudget:
             except StoreError as exc:
                 # Never fall back to no budget: every process would then spend the project's.
                 log.error("%s", exc.message, extra={"json_fields": {"budget_store_error": True}})
-                return Failure(attempt, "budget", exc.message, next="stop: budget store failed")
+                return Failure(attempt, "budget", exc.message, next=STORE_FAILED)
             if wait <= 0:
                 return None
             hourly = self.hourly_wait()

@@ -10,7 +10,7 @@ import logging
 
 from collector.errors import BudgetExhausted, UpstreamRefused, UpstreamUnavailable
 from collector.export.attempt import AttemptResult
-from collector.export.budget import QueryBudget
+from collector.export.budget import STORE_FAILED, QueryBudget
 from collector.export.decode import MAX_LINE_BYTES, LineStats
 from collector.export.failures import AttemptFailed, Refused
 from collector.export.report import ExportReport
@@ -112,7 +112,12 @@ def finish(
         return report
     last = report.errors[-1] if report.errors else None
     if last is not None and last.kind == "budget":
-        raise BudgetExhausted(last.message, retry_in=budget.hourly_wait(), export=report.as_dict())
+        raise BudgetExhausted(
+            last.message,
+            retry_in=budget.hourly_wait(),
+            export=report.as_dict(),
+            store_failed=last.next == STORE_FAILED,
+        )
     asked = ended.retry_after if ended is not None else None
     if asked is not None and asked > 0:
         raise UpstreamUnavailable(

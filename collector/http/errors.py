@@ -25,8 +25,9 @@ STATUS: dict[type[CollectorError], int] = {
     UpstreamRefused: 502,
     UpstreamUnavailable: 503,
     StateStoreUnavailable: 503,
-    # A store that failed where no answer could be had without it (a last resort: the ledger
-    # answers from the export instead, and /check says so per rule).
+    # A store that failed where no answer could be had without it: a last resort (the ledger
+    # answers from the export instead and says so in `ledger.error`; the state and budget
+    # stores have errors of their own).
     StoreError: 503,
     NotConfigured: 503,
     AuthUnavailable: 503,

@@ -46,7 +46,7 @@ def fill_day(
             body = service.compute(request)
             break
         except BudgetExhausted as exc:
-            if waited >= give_up_after:
+            if exc.store_failed or waited >= give_up_after:
                 raise
             wait = min(max(exc.retry_in, 1.0), MAX_BUDGET_WAIT_SECONDS)
             log.info(

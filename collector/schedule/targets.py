@@ -47,5 +47,8 @@ def check_target(spec: JobSpec, settings: Settings, now: datetime | None = None)
     try:
         parser(merge_params(params, None), settings, now or datetime.now(UTC))
     except BadRequest as exc:
-        raise JobSpecError(f"{where}: the service would refuse it (400): {exc.message}") from None
+        message = exc.message
+        if "LEDGER_STORE" in message and not settings.ledger_store:
+            message += " (here: --ledger-store, the service's LEDGER_STORE)"
+        raise JobSpecError(f"{where}: the service would refuse it (400): {message}") from None
     return spec
