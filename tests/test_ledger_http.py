@@ -202,3 +202,15 @@ def test_a_check_of_unaligned_windows_costs_one_query_a_run(sim: Simulator, tmp_
         assert by_name["users-60"]["previous"]["value"] == before_hour.distinct_users
         assert all(r["complete"] for r in body["rules"])
         clock.moment += timedelta(minutes=7)
+
+
+def test_when_the_runs_read_fails_no_window_queries_again(sim: Simulator, tmp_path: Path) -> None:
+    """A /check's read failing (5xx on every attempt) leaves every window to what is kept: the
+    windows do not each try again, spending the budget on an upstream that is down."""
+    clock = Clock(BASE + timedelta(days=8))
+    app = app_for(sim, tmp_path, clock, BASELINE_RULES, EXPORT_MAX_ATTEMPTS="1")
+    sim.script([Fault.status(503)] * 8)
+    before = sim.queries
+    body = app.test_client().get("/check").get_json()
+    assert sim.queries - before == 1 and body["queries"] == 1
+    assert {r["state"] for r in body["rules"]} == {"ERROR"}

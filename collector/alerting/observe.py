@@ -97,8 +97,9 @@ def observe_ledger(
     memo: Memo = {}
     exports: list[dict[str, Any]] = []
     refused: CollectorError | None = None
+    unread = None  # the run's read failed: the windows answer from what is kept, no more reads
     try:
-        read = ledger.prefetch(list(requests.values()), memo, deadline)
+        read, unread = ledger.prefetch(list(requests.values()), memo, deadline)
     except CollectorError as exc:  # refused: no window can be answered
         refused, read = exc, {"queries": (exc.export or {}).get("attempts", 0)}
     span = Window(
@@ -114,7 +115,7 @@ def observe_ledger(
                 break
             request = requests[(rw.rule.name, k)]
             try:
-                body = ledger.compute(request, memo, deadline)
+                body = ledger.compute(request, memo, deadline, unread)
             except CollectorError as exc:
                 error = exc.message
                 exports.append(
@@ -124,7 +125,8 @@ def observe_ledger(
                         "complete": False,
                         "error": exc.message,
                         "code": exc.code,
-                        "queries": (exc.export or {}).get("attempts", 0),
+                        # The run's failed read is counted once, with the read.
+                        "queries": 0 if exc is unread else (exc.export or {}).get("attempts", 0),
                     }
                 )
                 break

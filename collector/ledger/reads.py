@@ -61,10 +61,11 @@ class Parts:
 
 
 def merged(spans: list[tuple[int, int]]) -> list[Range]:
-    """The union of spans, as disjoint ranges in order."""
+    """Overlapping spans united, as disjoint ranges in order; spans that only touch stay apart
+    (so that a long run of slices can still be cut into queries)."""
     out: list[Range] = []
     for start, end in sorted(spans):
-        if out and start <= out[-1].end:
+        if out and start < out[-1].end:
             out[-1].end = max(out[-1].end, end)
         else:
             out.append(Range(start, end, keep=False))

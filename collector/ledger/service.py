@@ -68,12 +68,17 @@ class LedgerService:
         self.max_query_seconds = max_query_days * DAY
 
     def compute(
-        self, request: MetricRequest, memo: Memo | None = None, deadline: Deadline | None = None
+        self,
+        request: MetricRequest,
+        memo: Memo | None = None,
+        deadline: Deadline | None = None,
+        unread: UpstreamUnavailable | None = None,
     ) -> dict[str, Any]:
         """The answer to `request` from kept slices and what must be read. `memo` holds what the
         caller's run has read already (`prefetch`, and the edges of earlier windows);
         `deadline` is the run's, shared by every read (one of EXPORT_DEADLINE_SECONDS of its
-        own without it).
+        own without it). With `unread` (the run's read failed so), nothing more is read: the
+        answer is what the ledger and `memo` hold, a lower bound, or that error.
 
         The ledger is a store of what was read, never the only way to an answer: if it cannot
         be read, the window is read from the export; if it cannot be written, the answer
@@ -85,7 +90,10 @@ class LedgerService:
         answer = Answer(request, self.exact_cap)
         plan = self._plan(request, now, deadline, guard, memo or {}, answer)
         figures = Figures()
-        fresh, missing = self._read(request.events, plan.ranges, now, figures, deadline, guard)
+        if unread is None:
+            fresh, missing = self._read(request.events, plan.ranges, now, figures, deadline, guard)
+        else:
+            fresh, missing, figures.error = [], plan.ranges, unread
         for r in missing:  # not read: what the ledger had is still the best there is
             if r.start in plan.old:
                 answer.fold(plan.old[r.start])
@@ -99,12 +107,15 @@ class LedgerService:
         self._roll_up(request, plan, now, deadline, guard)
         return self._body(request, answer, plan, missing, figures, guard, now, started)
 
-    def prefetch(self, requests: list[MetricRequest], memo: Memo, deadline: Deadline) -> dict:
+    def prefetch(
+        self, requests: list[MetricRequest], memo: Memo, deadline: Deadline
+    ) -> tuple[dict[str, Any], UpstreamUnavailable | None]:
         """Read what any of `requests` lacks in as few queries as there can be (usually one),
         keep its slices, and put every part read in `memo`: a run's windows are then answered
         from the ledger and the memo without a query each. Edges of different windows may
         overlap each other and the slices; each is read as a part of its own. The figures of
-        the reads; UpstreamRefused if the export refused them (no window can be answered)."""
+        the reads, and the error if one failed (then nothing more should be read this run:
+        `compute(..., unread=error)`); UpstreamRefused if the export refused them."""
         started = time.monotonic()
         now = self.now().timestamp()
         guard = StoreGuard(self.ledger.describe())
@@ -124,7 +135,7 @@ class LedgerService:
             overlays = [SliceCollector(a, b) for a, b in sorted(edges) if lo <= a < hi]
             states = self._query((), chunk, Parts(parts, overlays), figures, deadline, now)
             if states is None:
-                continue
+                break  # the export is failing: the next run tries again, not this one
             kept = states[: len(parts)]
             memo.update(((s.start, s.end), s) for s in states)
             if guard.ok and any(slices[s.start].keep for s in kept):
@@ -136,7 +147,7 @@ class LedgerService:
         out["queries"] = figures.queries
         if guard.error is not None:
             out["ledger_error"] = guard.error
-        return out
+        return out, figures.error
 
     # -- planning -------------------------------------------------------------------------------
 
