@@ -120,6 +120,49 @@ def test_a_ledger_answer_equals_the_full_export_and_is_a_lower_bound_when_partia
     assert third["ledger"]["queries"] <= 1
 
 
+windows = st.tuples(
+    st.sampled_from(["events", "distinct_users"]),
+    st.integers(0, 180),  # start, minutes after BASE
+    st.integers(1, 120),  # length in minutes
+    st.lists(st.sampled_from(NAMES), max_size=2, unique=True).map(tuple),
+)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    asked=st.lists(windows, min_size=1, max_size=5),
+    slice_minutes=st.sampled_from([1, 5, 15, 60]),
+    kept_first=st.booleans(),
+)
+def test_windows_prefetched_together_answer_as_the_full_export_in_one_query(
+    sim: Simulator, tmp_path_factory, asked, slice_minutes, kept_first
+) -> None:
+    """A run's windows (a /check's), with edges that overlap each other and slices that other
+    windows read whole: one query reads what they all lack, then each answers the truth from
+    the ledger and the run's memo, with no query of its own."""
+    blobs = DirBlobStore(tmp_path_factory.mktemp("ledger"))
+    clock = Clock(BASE + timedelta(days=1, hours=12))
+    ledger, reader = service(sim, blobs, clock, slice_minutes)
+    requests = [
+        MetricRequest(m, Window(BASE + timedelta(minutes=a), BASE + timedelta(minutes=a + n)), e)
+        for m, a, n, e in asked
+    ]
+    if kept_first:  # some of it kept already, by an earlier answer
+        ledger.compute(requests[0])
+    memo: dict = {}
+    deadline = reader.deadline()
+    before = sim.queries
+    figures, failed = ledger.prefetch(requests, memo, deadline)
+    assert failed is None and sim.queries - before == figures["queries"] <= 1
+    for request in requests:
+        body = ledger.compute(request, memo, deadline)
+        assert body["complete"] is True and body["value"] == truth(sim, request)
+        assert body["ledger"]["queries"] == 0
+    assert sim.queries - before <= 1
+
+
 def test_an_answer_costs_the_new_slices_only(sim: Simulator, tmp_path: Path) -> None:
     clock = Clock(BASE + timedelta(hours=3))
     ledger, _ = service(sim, DirBlobStore(tmp_path), clock)
