@@ -114,6 +114,8 @@ def test_the_build_test_step_collects_and_runs_on_exactly_the_upload(tmp_path: P
     run = _pytest(
         upload,
         "-q",
+        "-n",
+        "0",  # in this process: workers of its own would each import the suite again
         "tests/test_container.py",
         "tests/test_bench.py",
         "tests/test_rules.py",
