@@ -94,6 +94,8 @@ def observe_ledger(
         for _, rw in members
         for k, window in enumerate((rw.current, *rw.baselines))
     }
+    if not requests:
+        return [], []
     memo: Memo = {}
     exports: list[dict[str, Any]] = []
     refused: CollectorError | None = None
