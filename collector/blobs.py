@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import os
 import re
+import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +61,14 @@ def blob_store_from_url(url: str, setting: str, client: storage.Client | None = 
     if not path or not os.path.isabs(path):
         raise ValueError(f"{setting}={url!r} must be gs://<bucket>/<prefix> or an absolute path")
     return DirBlobStore(Path(path))
+
+
+def check_writable(store: BlobStore, seconds: float | None = None) -> None:
+    """Raise StoreError unless an object can be written and removed in `store` (before work
+    whose point is to keep what it writes). Leaves nothing behind."""
+    probe = f"probe/{os.getpid()}-{secrets.token_hex(4)}"
+    store.put(probe, b"", if_version=ABSENT, seconds=seconds)
+    store.delete(probe, seconds=seconds)
 
 
 def _check_name(name: str) -> None:

@@ -3,6 +3,23 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+
+
+def command(
+    sub: argparse._SubParsersAction,
+    name: str,
+    summary: str,
+    doc: str | None,
+    run: Callable[[argparse.Namespace], int],
+) -> argparse.ArgumentParser:
+    """A subcommand: `summary` in the command list, its module's docstring as its --help,
+    `run` what it does (its exit status)."""
+    parser = sub.add_parser(
+        name, help=summary, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.set_defaults(run=run)
+    return parser
 
 
 def whole(text: str) -> int:

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 
 from collector.app import build_budget
 from collector.blobs import blob_store_from_url
-from collector.cli.args import positive
+from collector.cli.args import command, positive
 from collector.config import Settings
 from collector.errors import BudgetExhausted, CollectorError, ConfigError, StoreError
 from collector.export.reader import ExportReader
@@ -41,12 +41,7 @@ OK, UNEXPECTED, CONFIG, PARTIAL, STORE = 0, 1, 2, 3, 5
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """The `backfill` subcommand."""
-    cmd = sub.add_parser(
-        "backfill",
-        help="fill the slice ledger for past days",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    cmd = command(sub, "backfill", "fill the slice ledger for past days", __doc__, run)
     cmd.add_argument("--days", type=positive, required=True, help="how many days before today")
     cmd.add_argument(
         "--tasks", type=positive, default=1, help="run this many tasks as local processes (1)"
@@ -57,7 +52,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=3000,
         help="EXPORT_DEADLINE_SECONDS for each day's read (3000: a day is a long read)",
     )
-    cmd.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -37,6 +37,7 @@ from typing import Any
 from collector.alerting.dry_run import EmptyState
 from collector.alerting.store import store_from_url
 from collector.app import build_budget, build_checker
+from collector.cli.args import command
 from collector.config import Settings
 from collector.errors import BadRequest, CollectorError, ConfigError, StateStoreUnavailable
 from collector.export.reader import ExportReader
@@ -47,11 +48,8 @@ OK, UNEXPECTED, CONFIG, RULE_ERROR, NOT_NOTIFIED, STORE = 0, 1, 2, 3, 4, 5
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """The `check` subcommand."""
-    check = sub.add_parser(
-        "check",
-        help="evaluate the alert rules once and print the result",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    check = command(
+        sub, "check", "evaluate the alert rules once and print the result", __doc__, run
     )
     check.add_argument(
         "--rule",
@@ -66,7 +64,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="evaluate and show each decision and the notifications that would go out; save "
         "nothing, send nothing (STATE_STORE is read if set, else an empty state is assumed)",
     )
-    check.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from typing import Any
 
 import requests
 
-from collector.cli.args import port, positive
+from collector.cli.args import command, port, positive
 from collector.simulator import SimConfig, Simulator
 
 # The standalone simulator's defaults (python -m collector.simulator), so the docs agree.
@@ -40,11 +40,12 @@ GUNICORN = [sys.executable, "-m", "gunicorn", "--config", "python:collector.guni
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """The `serve` subcommand."""
-    serve = sub.add_parser(
+    serve = command(
+        sub,
         "serve",
-        help="run the service here (gunicorn), optionally against the embedded simulator",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "run the service here (gunicorn), optionally against the embedded simulator",
+        __doc__,
+        run,
     )
     serve.add_argument(
         "--simulator",
@@ -67,7 +68,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=40,
         help="simulated events per minute (40)",
     )
-    serve.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

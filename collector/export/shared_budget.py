@@ -58,6 +58,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from collector import blobs
 from collector.blobs import ABSENT, BlobStore
 from collector.errors import StoreConflict, StoreError
 from collector.export.budget import QueryBudget
@@ -269,7 +270,5 @@ def check_writable(store: BlobStore) -> None:
     """Raise StoreError unless a slot can be read and written in `store`; for a directory at
     start-up (a Cloud Storage prefix is checked by the first take, so that start-up needs
     neither credentials nor the network). Leaves nothing behind."""
-    probe = f"probe/{os.getpid()}-{secrets.token_hex(4)}"
     store.get("hour/0")
-    store.put(probe, b"", if_version=ABSENT)
-    store.delete(probe)
+    blobs.check_writable(store)

@@ -16,14 +16,13 @@ the ledger and the run's memo of what was read.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from collector.blobs import DirBlobStore, blob_store_from_url
+from collector.blobs import DirBlobStore, blob_store_from_url, check_writable
 from collector.config import Settings
 from collector.errors import ConfigError, StoreError, UpstreamRefused, UpstreamUnavailable
 from collector.export.deadline import Deadline
@@ -320,13 +319,11 @@ def build_ledger(
     blobs = blob_store_from_url(settings.ledger_store, "LEDGER_STORE")
     if isinstance(blobs, DirBlobStore):
         try:
-            blobs.root.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=blobs.root, prefix=".probe-"):
-                pass
-        except OSError as exc:
+            check_writable(blobs)
+        except StoreError as exc:
             raise ConfigError(
-                f"LEDGER_STORE={settings.ledger_store}: cannot write there ({exc.strerror}); "
-                "give a directory this service's user can write, or gs://<bucket>/<prefix>"
+                f"LEDGER_STORE={settings.ledger_store}: {exc.message}; give a directory this "
+                "service's user can write, or gs://<bucket>/<prefix>"
             ) from None
     slicing = Slicing(
         settings.ledger_slice_minutes,

@@ -18,14 +18,13 @@ import contextlib
 import logging
 import random
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import msgspec
 
-from collector.blobs import ABSENT, BlobStore
+from collector.blobs import ABSENT, BlobStore, check_writable
 from collector.errors import StoreConflict, StoreTimeout
 from collector.export.deadline import Deadline
 from collector.ledger.slices import Slicing, day_key, day_start, hour_key
@@ -111,9 +110,7 @@ class Ledger:
     def check_writable(self) -> None:
         """Raise StoreError unless an object can be written and removed here (before work
         whose point is to keep what it reads)."""
-        name = f"probe/{uuid.uuid4().hex}"
-        self.blobs.put(name, b"", seconds=2 * WRITE_SECONDS)
-        self.blobs.delete(name, seconds=2 * WRITE_SECONDS)
+        check_writable(self.blobs, seconds=2 * WRITE_SECONDS)
 
     # -- reading ------------------------------------------------------------------------------
 
