@@ -19,13 +19,12 @@ import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from google.api_core import exceptions as gcs_errors
-from google.cloud import storage
-
-from collector import gcs
 from collector.errors import StoreConflict, StoreError
+
+if TYPE_CHECKING:
+    from google.cloud import storage
 
 ABSENT: Any = 0  # as `if_version`: write only if there is no object yet
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=/-]*$")
@@ -54,6 +53,10 @@ def blob_store_from_url(url: str, setting: str, client: storage.Client | None = 
         bucket, _, prefix = url[len("gs://") :].partition("/")
         if not bucket:
             raise ValueError(f"{setting}={url!r} needs a bucket: gs://<bucket>/<prefix>")
+        # Cloud Storage's client library is loaded only where a store is on it: it is a large
+        # share of a process's start-up.
+        from collector.gcs_blobs import GcsBlobStore
+
         return GcsBlobStore(bucket, prefix.strip("/"), client)
     path = url[len("file:") :] if url.startswith("file:") else url
     if path.startswith("//"):
@@ -71,7 +74,9 @@ def check_writable(store: BlobStore, seconds: float | None = None) -> None:
     store.delete(probe, seconds=seconds)
 
 
-def _check_name(name: str) -> None:
+def check_name(name: str) -> None:
+    """ValueError unless `name` is an object name every store can keep (no `..`, no odd
+    characters)."""
     if not _NAME.match(name) or ".." in name.split("/"):
         raise ValueError(f"not an object name: {name!r}")
 
@@ -94,7 +99,7 @@ class DirBlobStore:
         return f"file:{self.root}"
 
     def get(self, name: str, *, seconds: float | None = None) -> tuple[bytes, str] | None:
-        _check_name(name)
+        check_name(name)
         try:
             data = (self.root / name).read_bytes()
         except FileNotFoundError:
@@ -106,7 +111,7 @@ class DirBlobStore:
     def put(
         self, name: str, data: bytes, *, if_version: Any = None, seconds: float | None = None
     ) -> str:
-        _check_name(name)
+        check_name(name)
         path = self.root / name
         try:
             with self._locked():  # the directory too: a delete may be removing it, empty
@@ -136,7 +141,7 @@ class DirBlobStore:
         return sorted(found)
 
     def delete(self, name: str, *, seconds: float | None = None) -> None:
-        _check_name(name)
+        check_name(name)
         path = self.root / name
         try:
             with self._locked():
@@ -185,80 +190,3 @@ def _replace(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-# -- a Cloud Storage prefix ----------------------------------------------------------------------
-
-
-class GcsBlobStore:
-    """Objects under a prefix of a bucket; a version is the object's generation.
-
-    Every call may be given `seconds`: what the caller may still spend waiting on the store
-    (its request timeout and its retries stay within it)."""
-
-    def __init__(self, bucket: str, prefix: str = "", client: storage.Client | None = None):
-        self.bucket_name = bucket
-        self.prefix = f"{prefix}/" if prefix else ""
-        self._client = client
-
-    def describe(self) -> str:
-        return f"gs://{self.bucket_name}/{self.prefix}".rstrip("/")
-
-    @property
-    def client(self) -> storage.Client:
-        # Created on first use, so building the app needs neither credentials nor the network.
-        if self._client is None:
-            self._client = gcs.make_client(self.describe())
-        return self._client
-
-    def _blob(self, name: str) -> storage.Blob:
-        _check_name(name)
-        return self.client.bucket(self.bucket_name).blob(self.prefix + name)
-
-    def get(self, name: str, *, seconds: float | None = None) -> tuple[bytes, int] | None:
-        timeout, retry = gcs.limits(seconds)
-        with gcs.failures(lambda: f"cannot read {self.describe()}/{name}"):
-            blob = self._blob(name)
-            try:
-                data = blob.download_as_bytes(timeout=timeout, retry=retry)
-            except gcs_errors.NotFound:
-                return None
-        return data, int(blob.generation)
-
-    def put(
-        self, name: str, data: bytes, *, if_version: Any = None, seconds: float | None = None
-    ) -> int:
-        timeout, retry = gcs.limits(seconds)
-        kwargs: dict[str, Any] = {}
-        if if_version is not None:
-            kwargs["if_generation_match"] = int(if_version)
-        with gcs.failures(lambda: f"cannot write {self.describe()}/{name}"):
-            blob = self._blob(name)
-            try:
-                # A conditional upload is safe to retry: a repeat of a write that landed is a 412.
-                blob.upload_from_string(
-                    data,
-                    content_type="application/octet-stream",
-                    timeout=timeout,
-                    retry=retry if if_version is not None else None,
-                    **kwargs,
-                )
-            except gcs_errors.PreconditionFailed:
-                raise StoreConflict(f"{self.describe()}/{name} changed since it was read") from None
-        return int(blob.generation)
-
-    def names(self, prefix: str = "", *, seconds: float | None = None) -> list[str]:
-        timeout, retry = gcs.limits(seconds)
-        with gcs.failures(lambda: f"cannot list {self.describe()}"):
-            blobs = self.client.list_blobs(
-                self.bucket_name, prefix=self.prefix + prefix, timeout=timeout, retry=retry
-            )
-            return sorted(b.name[len(self.prefix) :] for b in blobs)
-
-    def delete(self, name: str, *, seconds: float | None = None) -> None:
-        timeout, retry = gcs.limits(seconds)
-        with gcs.failures(lambda: f"cannot delete {self.describe()}/{name}"):
-            try:
-                self._blob(name).delete(timeout=timeout, retry=retry)
-            except gcs_errors.NotFound:
-                return

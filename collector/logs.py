@@ -13,8 +13,6 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from google.cloud.logging.handlers import StructuredLogHandler
-
 from collector.config import Settings
 from collector.log_text import TextFormatter
 
@@ -68,6 +66,10 @@ def setup_logging(settings: Settings, stream: Any = None) -> logging.Handler:
         logger.removeHandler(old)
     handler: logging.Handler
     if settings.log_format == "json":
+        # Loaded only for JSON: the library is a large share of a process's start-up, and
+        # text logs (a laptop, a command) do not need it.
+        from google.cloud.logging.handlers import StructuredLogHandler
+
         # Cloud Run ingests stdout; the handler would default to stderr.
         handler = StructuredLogHandler(
             project_id=settings.google_cloud_project, stream=stream or sys.stdout

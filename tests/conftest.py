@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import compileall
+import os
+import shutil
+import sys
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,9 +18,27 @@ from tests.gcs import bucket, gcs_emulator  # noqa: F401 - fixtures shared by te
 from tests.helpers import sim_config
 from tests.webhook_receiver import WebhookReceiver
 
+ROOT = Path(__file__).resolve().parent.parent
 CHECK_KEY = "signing-key-for-tests-0123456789"  # the signing key of the `hook` receiver
 
 __all__ = ["past_window", "sim_config"]  # imported by test modules from here
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The suite starts some 200 Python processes (workers, gunicorn, the commands): with
+    # PYTHONDONTWRITEBYTECODE each of them compiles every module it imports again, and pytest
+    # rewrites every test module again in each worker. Their bytecode goes instead to one
+    # directory outside the checkout, shared by this run's processes and removed after it.
+    if hasattr(config, "workerinput") or not os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        return
+    prefix = tempfile.mkdtemp(prefix="collector-tests-bytecode-")
+    config.add_cleanup(lambda: shutil.rmtree(prefix, ignore_errors=True))
+    del os.environ["PYTHONDONTWRITEBYTECODE"]
+    os.environ["PYTHONPYCACHEPREFIX"] = prefix
+    sys.dont_write_bytecode, sys.pycache_prefix = False, prefix
+    # Compiled once here, before the workers start and would each compile them at once.
+    compileall.compile_dir(ROOT / "collector", quiet=1)
+    import hypothesis.strategies  # noqa: F401 - rewritten by pytest, as a plugin's package
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.blobs import ABSENT, BlobStore, DirBlobStore, GcsBlobStore, blob_store_from_url
+from collector.blobs import ABSENT, BlobStore, DirBlobStore, blob_store_from_url
 from collector.errors import StoreConflict, StoreError
+from collector.gcs_blobs import GcsBlobStore
 from tests.gcs import client
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from collector.alerting.gcs_state import GcsStateStore
 from collector.alerting.rules import parse_rules
-from collector.alerting.store import FileStateStore, GcsStateStore, StateStore
+from collector.alerting.store import FileStateStore, StateStore
 from collector.app import create_app
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader

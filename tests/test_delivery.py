@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import requests
 
-from collector.alerting.store import FileStateStore, GcsStateStore, StateStore
+from collector.alerting.gcs_state import GcsStateStore
+from collector.alerting.store import FileStateStore, StateStore
 from collector.simulator import Simulator
 from tests.check_service import check_service, firing_rule, get_check
 from tests.gcs import client

@@ -15,10 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.blobs import BlobStore, DirBlobStore, GcsBlobStore
+from collector.blobs import BlobStore, DirBlobStore
 from collector.errors import UpstreamUnavailable
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
+from collector.gcs_blobs import GcsBlobStore
 from collector.ledger import store as ledger_store
 from collector.ledger.service import LedgerService
 from collector.ledger.slices import Slicing

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import requests
 
-from collector.blobs import GcsBlobStore
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
+from collector.gcs_blobs import GcsBlobStore
 from collector.ledger.service import LedgerService
 from collector.ledger.slices import Slicing
 from collector.ledger.store import Ledger

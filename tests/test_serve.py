@@ -157,7 +157,8 @@ def test_workers_threads_and_the_ledger_follow_the_environment(tmp_path: Path) -
         "GUNICORN_THREADS": "3",
         "LEDGER_STORE": str(tmp_path / "ledger"),
     }
-    proc = start("--simulator", env=env)
+    # A quiet simulator: the week the days=7 line asks for is read in full the first time.
+    proc = start("--simulator", "--events-per-minute", "4", env=env)
     try:
         banner = read_banner(proc)
         booted = booted_workers(proc, 2)

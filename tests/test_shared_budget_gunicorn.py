@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from collector.blobs import BlobStore, DirBlobStore, GcsBlobStore
+from collector.blobs import BlobStore, DirBlobStore
+from collector.gcs_blobs import GcsBlobStore
 from collector.simulator import Simulator
 from tests.conftest import past_window
 from tests.gcs import client

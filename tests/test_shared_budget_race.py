@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.blobs import BlobStore, DirBlobStore, GcsBlobStore
+from collector.blobs import BlobStore, DirBlobStore
 from collector.export.shared_budget import SharedBudget
+from collector.gcs_blobs import GcsBlobStore
 from tests.gcs import client
 
 PER_HOUR, PER_SECOND, TAKERS = 6, 3, 8

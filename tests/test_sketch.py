@@ -39,8 +39,8 @@ def test_exact_up_to_the_cap_and_flagged_past_it() -> None:
     past.add(rows(range(70_000)))
     result = past.result()
     assert result["estimate"] is True
-    # The 95% bound itself is checked with fixed hash seeds below; string hashes differ from
-    # process to process, so here only a sanity bound far out in the tail (about 8 sigma).
+    # The stated 95% bound itself is checked on simulator data below; here only a sanity
+    # bound far out in the tail (about 8 sigma).
     assert abs(result["value"] - 70_000) <= 70_000 * 4 * result["relative_error"]
     past.add(rows(range(70_000)))  # re-read by a retry: a sketch is idempotent too
     assert past.value() == result["value"]
@@ -54,7 +54,7 @@ def test_a_cap_of_zero_never_estimates() -> None:
 
 @pytest.fixture(scope="module")
 def crowd() -> Simulator:
-    with Simulator(sim_config(users=60_000, events_per_minute=1500, malformed_per_query=0)) as s:
+    with Simulator(sim_config(users=20_000, events_per_minute=400, malformed_per_query=0)) as s:
         yield s
 
 

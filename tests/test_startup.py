@@ -137,3 +137,46 @@ def test_the_command_line_refuses_a_misspelt_setting_too(command: list[str]) -> 
         "error: invalid configuration: LOG_LEVL is not a setting of this service: "
         "did you mean LOG_LEVEL?\n"
     )
+
+
+PROBE = """
+import os, sys
+from collector.app import create_app
+from collector.config import Settings
+log_format, store = sys.argv[1:3]
+create_app(Settings.from_env({"MIXPANEL_API_SECRET": "s" * 12, "LOG_FORMAT": log_format}))
+if store == "gs":  # the stores of a deployment whose ledger and rule state are in a bucket
+    from collector.alerting.store import store_from_url
+    from collector.blobs import blob_store_from_url
+    store_from_url("gs://bucket/state.json")
+    blob_store_from_url("gs://bucket/ledger", "LEDGER_STORE")
+print("loaded:", *(m for m in ("google.cloud.storage", "google.cloud.logging", "google.auth.jwt")
+                   if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize(
+    ("log_format", "store", "loaded"),
+    [
+        ("text", "file", ""),
+        # Both libraries load google-auth's JWT module themselves.
+        ("json", "file", "google.cloud.logging google.auth.jwt"),
+        ("text", "gs", "google.cloud.storage google.auth.jwt"),
+    ],
+)
+def test_a_service_loads_the_google_libraries_it_uses_and_no_other(
+    log_format: str, store: str, loaded: str
+) -> None:
+    """The Cloud Storage and Cloud Logging clients are a large share of a process's start-up
+    (every gunicorn worker, every command): loaded only where a store is on Cloud Storage or
+    logs are JSON, and google-auth's JWT module only where tokens are checked."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, log_format, store],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    [line] = [x for x in done.stdout.splitlines() if x.startswith("loaded:")]
+    assert line.split()[1:] == loaded.split()

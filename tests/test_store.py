@@ -20,11 +20,11 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
+from collector.alerting.gcs_state import GcsStateStore
 from collector.alerting.store import (
     WRITE_ID_KEY,
     CorruptState,
     FileStateStore,
-    GcsStateStore,
     StoreConflict,
     StoreError,
     store_from_url,

@@ -13,7 +13,6 @@ from typing import Any
 from collector.alerting.state import validate
 from collector.alerting.store import (
     CorruptState,
-    GcsStateStore,
     StateStore,
     StoreConflict,
     StoreError,
@@ -62,7 +61,7 @@ def unavailable(
         text += "; " + (
             "the service's account needs roles/storage.objectUser on the bucket, and the "
             "bucket must exist"
-            if isinstance(store, GcsStateStore)
+            if store.describe().startswith("gs://")
             else "the service's user must be able to read and write it and its directory"
         )
     return StateStoreUnavailable(

@@ -14,20 +14,19 @@ import json
 import os
 import re
 import tempfile
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from google.api_core import exceptions as gcs_errors
-from google.cloud import storage
-
-from collector import gcs
 from collector.errors import CorruptState, StoreConflict, StoreError
+
+if TYPE_CHECKING:
+    from google.cloud import storage
 
 T = TypeVar("T")
 
-# Marks who wrote a GCS generation, to recognise our own write behind a 412 (see GcsStateStore).
+# Marks who wrote a GCS generation, to recognise our own write behind a 412
+# (see `collector.alerting.gcs_state`).
 WRITE_ID_KEY = "collector-write-id"
 
 
@@ -69,6 +68,9 @@ def store_from_url(url: str, *, gcs_client: storage.Client | None = None) -> Sta
             raise ValueError(
                 f"STATE_STORE={url!r} needs a bucket and an object: gs://<bucket>/<path>"
             )
+        # Cloud Storage's client library is loaded only where the store is on it.
+        from collector.alerting.gcs_state import GcsStateStore
+
         return GcsStateStore(bucket, name, client=gcs_client)
     if url.startswith("file:"):
         path = url[len("file:") :]
@@ -83,12 +85,15 @@ def store_from_url(url: str, *, gcs_client: storage.Client | None = None) -> Sta
     return FileStateStore(Path(path))
 
 
-def _encode(doc: dict[str, Any]) -> bytes:
+def encode(doc: dict[str, Any]) -> bytes:
+    """The document's bytes as every store keeps them."""
     # Sorted and indented: stable bytes (so the hash is a version) that a person can read and diff.
     return (json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
 
 
-def _decode(data: bytes, where: str) -> dict[str, Any]:
+def decode(data: bytes, where: str) -> dict[str, Any]:
+    """The document of stored bytes; CorruptState, naming `where` and what to do, if they are
+    not a JSON object."""
     try:
         doc = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -145,10 +150,10 @@ class FileStateStore:
         data = self._read()
         if data is None:
             return {}, None
-        return _decode(data, self.describe()), _digest(data)
+        return decode(data, self.describe()), _digest(data)
 
     def save(self, doc: dict[str, Any], version: str | None) -> str:
-        data = _encode(doc)
+        data = encode(doc)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._locked():
@@ -210,75 +215,3 @@ def _fsync_dir(directory: Path) -> None:
 
 
 # -- a Cloud Storage object ------------------------------------------------------------------
-
-
-class GcsStateStore:
-    """An object in a Cloud Storage bucket; the version is its generation (0 while absent).
-
-    A save is an upload with `ifGenerationMatch`, which Cloud Storage applies atomically. The
-    client retries a failed upload, so a 412 can also mean that our own first attempt landed and
-    only its answer was lost: each save tags its object with a random write id, and a 412 on an
-    object that carries ours is a success, not a conflict.
-    """
-
-    def __init__(self, bucket: str, name: str, client: storage.Client | None = None) -> None:
-        self.bucket_name = bucket
-        self.name = name
-        self._client = client
-
-    def describe(self) -> str:
-        return f"gs://{self.bucket_name}/{self.name}"
-
-    def __repr__(self) -> str:
-        return f"GcsStateStore({self.describe()!r})"
-
-    @property
-    def client(self) -> storage.Client:
-        # Created on first use, so building the app needs neither credentials nor the network.
-        if self._client is None:
-            self._client = gcs.make_client(self.describe())
-        return self._client
-
-    def load(self) -> tuple[dict[str, Any], int]:
-        # A missing bucket is also a 404 here; it shows up as an error at the first save.
-        with gcs.failures(lambda: f"cannot read {self.describe()}"):
-            blob = self._bucket().blob(self.name)
-            try:
-                # One request: the answer carries the generation of the bytes it returns.
-                data = blob.download_as_bytes(timeout=gcs.TIMEOUT_SECONDS, retry=gcs.RETRY)
-            except gcs_errors.NotFound:
-                return {}, 0
-        return _decode(data, self.describe()), int(blob.generation)
-
-    def save(self, doc: dict[str, Any], version: int) -> int:
-        write_id = uuid.uuid4().hex
-        with gcs.failures(lambda: f"cannot write {self.describe()}"):
-            blob = self._bucket().blob(self.name)
-            blob.metadata = {WRITE_ID_KEY: write_id}
-            try:
-                blob.upload_from_string(
-                    _encode(doc),
-                    content_type="application/json",
-                    if_generation_match=int(version),
-                    timeout=gcs.TIMEOUT_SECONDS,
-                    retry=gcs.RETRY,
-                )
-                return int(blob.generation)
-            except gcs_errors.PreconditionFailed:
-                pass
-        landed = self._generation_written_by(write_id)
-        if landed is None:
-            raise StoreConflict(f"{self.describe()} changed since it was loaded")
-        return landed
-
-    def _bucket(self) -> storage.Bucket:
-        return self.client.bucket(self.bucket_name)
-
-    def _generation_written_by(self, write_id: str) -> int | None:
-        with gcs.failures(lambda: f"cannot read {self.describe()}"):
-            current = self._bucket().get_blob(
-                self.name, timeout=gcs.TIMEOUT_SECONDS, retry=gcs.RETRY
-            )
-        if current is not None and (current.metadata or {}).get(WRITE_ID_KEY) == write_id:
-            return int(current.generation)
-        return None

@@ -23,8 +23,6 @@ from typing import Any
 
 import requests
 from flask import Flask, jsonify, request
-from google.auth import exceptions as google_exceptions
-from google.auth import jwt
 
 from collector.config import Settings
 from collector.errors import AuthUnavailable, CollectorError, Forbidden, Unauthenticated
@@ -89,6 +87,10 @@ class OidcVerifier:
     def verify(self, authorization: str | None) -> dict[str, Any]:
         """The verified claims of the request's token; raises with the reason otherwise."""
         token = _bearer(authorization)
+        # google-auth's JWT module loads `cryptography`: only a service that checks tokens pays.
+        from google.auth import exceptions as google_exceptions
+        from google.auth import jwt
+
         try:
             header = jwt.decode_header(token)
             kid = header.get("kid")
@@ -120,6 +122,9 @@ class OidcVerifier:
         return claims
 
     def _verified(self, token: str, cert: str) -> dict[str, Any]:
+        from google.auth import exceptions as google_exceptions
+        from google.auth import jwt
+
         try:
             claims = jwt.decode(
                 token, certs=cert, verify=True, clock_skew_in_seconds=CLOCK_SKEW_SECONDS
@@ -131,6 +136,9 @@ class OidcVerifier:
         return dict(claims)
 
     def _why(self, token: str) -> str:
+        from google.auth import exceptions as google_exceptions
+        from google.auth import jwt
+
         try:
             claims = jwt.decode(token, verify=False)
             exp, iat = float(claims["exp"]), float(claims["iat"])
