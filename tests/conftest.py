@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-import compileall
+import contextlib
 import os
+import py_compile
 import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from importlib.util import cache_from_source
 from pathlib import Path
 
 import pytest
@@ -25,20 +27,29 @@ __all__ = ["past_window", "sim_config"]  # imported by test modules from here
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # The suite starts some 200 Python processes (workers, gunicorn, the commands): with
-    # PYTHONDONTWRITEBYTECODE each of them compiles every module it imports again, and pytest
-    # rewrites every test module again in each worker. Their bytecode goes instead to one
-    # directory outside the checkout, shared by this run's processes and removed after it.
-    if hasattr(config, "workerinput") or not os.environ.get("PYTHONDONTWRITEBYTECODE"):
+    # The suite starts some 200 Python processes (its workers, gunicorn, the commands). Each
+    # would compile again every module it imports that has no bytecode yet, and the workers
+    # all start at once: so everything this process has loaded is compiled here, once,
+    # before they start. With PYTHONDONTWRITEBYTECODE no bytecode would ever be kept; it goes
+    # instead to a directory outside the checkout, shared by this run and removed after it.
+    if hasattr(config, "workerinput"):
         return
-    prefix = tempfile.mkdtemp(prefix="collector-tests-bytecode-")
-    config.add_cleanup(lambda: shutil.rmtree(prefix, ignore_errors=True))
-    del os.environ["PYTHONDONTWRITEBYTECODE"]
-    os.environ["PYTHONPYCACHEPREFIX"] = prefix
-    sys.dont_write_bytecode, sys.pycache_prefix = False, prefix
-    # Compiled once here, before the workers start and would each compile them at once.
-    compileall.compile_dir(ROOT / "collector", quiet=1)
-    import hypothesis.strategies  # noqa: F401 - rewritten by pytest, as a plugin's package
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        prefix = tempfile.mkdtemp(prefix="collector-tests-bytecode-")
+        config.add_cleanup(lambda: shutil.rmtree(prefix, ignore_errors=True))
+        del os.environ["PYTHONDONTWRITEBYTECODE"]
+        os.environ["PYTHONPYCACHEPREFIX"] = prefix
+        sys.dont_write_bytecode, sys.pycache_prefix = False, prefix
+    if sys.dont_write_bytecode:
+        return  # -B on the command line: as asked
+    sources = [str(p) for p in (ROOT / "collector").rglob("*.py")]
+    sources += [getattr(m, "__file__", None) or "" for m in list(sys.modules.values())]
+    for source in sources:
+        if source.endswith(".py") and not os.path.exists(cache_from_source(source)):
+            with contextlib.suppress(OSError, SyntaxError, py_compile.PyCompileError):
+                py_compile.compile(source, doraise=True)
+    # pytest rewrites a plugin's package (hypothesis) as it does test modules.
+    import hypothesis.strategies  # noqa: F401
 
 
 @pytest.fixture(scope="module")
