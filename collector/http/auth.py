@@ -83,19 +83,22 @@ class OidcVerifier:
         self.invokers = frozenset(e.lower() for e in invokers)
         self.certs = certs or GoogleCerts()  # anything with get(refresh=False) -> {kid: PEM}
         self.now = now
+        # google-auth's JWT module loads `cryptography`, a large share of a process's start-up:
+        # only a service that checks tokens loads it, here at start-up (not by a request's
+        # thread, while another imports it too).
+        from google.auth import exceptions, jwt
+
+        self._jwt = jwt
+        self._bad = (ValueError, TypeError, exceptions.GoogleAuthError)
 
     def verify(self, authorization: str | None) -> dict[str, Any]:
         """The verified claims of the request's token; raises with the reason otherwise."""
         token = _bearer(authorization)
-        # google-auth's JWT module loads `cryptography`: only a service that checks tokens pays.
-        from google.auth import exceptions as google_exceptions
-        from google.auth import jwt
-
         try:
-            header = jwt.decode_header(token)
+            header = self._jwt.decode_header(token)
             kid = header.get("kid")
             alg = header.get("alg")
-        except (ValueError, TypeError, google_exceptions.GoogleAuthError):
+        except self._bad:
             raise Unauthenticated("the bearer token is not a well-formed JWT") from None
         if alg != "RS256":
             raise Unauthenticated("the token is not signed RS256 as Google ID tokens are")
@@ -122,27 +125,21 @@ class OidcVerifier:
         return claims
 
     def _verified(self, token: str, cert: str) -> dict[str, Any]:
-        from google.auth import exceptions as google_exceptions
-        from google.auth import jwt
-
         try:
-            claims = jwt.decode(
+            claims = self._jwt.decode(
                 token, certs=cert, verify=True, clock_skew_in_seconds=CLOCK_SKEW_SECONDS
             )
-        except (ValueError, TypeError, google_exceptions.GoogleAuthError):
+        except self._bad:
             # google-auth checks the signature before the times: say which one failed, in our
             # words (its messages quote the token).
             raise Unauthenticated(self._why(token)) from None
         return dict(claims)
 
     def _why(self, token: str) -> str:
-        from google.auth import exceptions as google_exceptions
-        from google.auth import jwt
-
         try:
-            claims = jwt.decode(token, verify=False)
+            claims = self._jwt.decode(token, verify=False)
             exp, iat = float(claims["exp"]), float(claims["iat"])
-        except (ValueError, TypeError, KeyError, google_exceptions.GoogleAuthError):
+        except (*self._bad, KeyError):
             return "the token's signature does not verify, or it lacks iat/exp"
         now = self.now()
         if exp + CLOCK_SKEW_SECONDS < now:
