@@ -52,6 +52,32 @@ def pytest_configure(config: pytest.Config) -> None:
     import hypothesis.strategies  # noqa: F401
 
 
+# The modules that run longest (real gunicorn, the demo, property tests against the simulator),
+# longest first. Workers take whole modules in order: one of these taken last would run alone
+# at the end while the other workers sit idle.
+LONG_MODULES = (
+    "test_ledger.py",
+    "test_contract.py",
+    "test_bench.py",
+    "test_shared_budget_gunicorn.py",
+    "test_demo.py",
+    "test_delivery.py",
+    "test_ledger_deployment.py",
+    "test_secrets.py",
+    "test_serve.py",
+    "test_upload.py",
+    "test_faults.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONG_MODULES.index(name) if name in LONG_MODULES else len(LONG_MODULES)
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
 @pytest.fixture(scope="module")
 def sim() -> Iterator[Simulator]:
     with Simulator(sim_config()) as running:
