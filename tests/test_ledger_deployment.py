@@ -86,11 +86,22 @@ def test_instances_and_a_backfill_share_the_budget_and_lose_no_slice(
             assert backfill.returncode == 0, out
             days = [json.loads(line) for line in out.splitlines()]
             assert len(days) == DAYS and all(d["complete"] for d in days)
-            # The hour's budget is spent now, or nearly: the rest are refused, not sent.
+            # The hour's budget is spent now, or nearly: the rest are refused, not sent. Hours
+            # nobody has read (before the backfilled days), so that each needs a query whenever
+            # it comes: a window the ledger already holds may need none.
+            unread = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            unread -= timedelta(days=DAYS + 2)
+            hours = [
+                "/distinct-users?from={}&to={}".format(
+                    (unread + timedelta(hours=i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    (unread + timedelta(hours=i + 1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                )
+                for i in range(8)
+            ]
             with ThreadPoolExecutor(max_workers=8) as pool:
                 more = list(
                     pool.map(
-                        lambda i: requests.get(services[i % 2].base + paths[0], timeout=60),
+                        lambda i: requests.get(services[i % 2].base + hours[i], timeout=60),
                         range(8),
                     )
                 )
