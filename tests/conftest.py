@@ -48,7 +48,8 @@ def pytest_configure(config: pytest.Config) -> None:
         if source.endswith(".py") and not os.path.exists(cache_from_source(source)):
             with contextlib.suppress(OSError, SyntaxError, py_compile.PyCompileError):
                 py_compile.compile(source, doraise=True)
-    # pytest rewrites a plugin's package (hypothesis) as it does test modules.
+    # hypothesis is a plugin's package, which pytest rewrites as it does test modules: imported
+    # here, its rewritten bytecode is kept for the workers.
     import hypothesis.strategies  # noqa: F401
 
 
