@@ -5,7 +5,8 @@ lose each other's work. Every write can be conditional on the version read (`if_
 Cloud Storage generation (`ifGenerationMatch`, applied atomically by the service), or for a
 directory the SHA-256 of the bytes, checked and replaced under one lock. `if_version=ABSENT`
 creates only if nothing is there. A conditional write that loses raises `StoreConflict`; any
-other failure raises `StoreError` naming the store.
+other failure raises `StoreError` naming the store. The Cloud Storage store is in
+`collector.gcs_blobs`, loaded only when a store is on it.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Every save is conditional on the version that was loaded, so two overlapping `/check` runs cannot
 silently overwrite each other: the loser gets `StoreConflict`, and `update()` reloads and applies
-its change again to the fresh document.
+its change again to the fresh document. The Cloud Storage store is in
+`collector.alerting.gcs_state`, loaded only when the store is on it.
 """
 
 from __future__ import annotations
@@ -212,6 +213,3 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-# -- a Cloud Storage object ------------------------------------------------------------------
