@@ -18,7 +18,9 @@ import requests
 if TYPE_CHECKING:
     from collector.export.reader import ExportReader
 
-CHUNK = 1024 * 1024
+# The service's read size (collector.export.attempt.CHUNK_BYTES; a test keeps them equal), not
+# imported: the raw and baseline modes must not load the collector into their peak RSS.
+CHUNK = 2 * 1024 * 1024
 
 
 def peak_rss_mib() -> float:

@@ -145,3 +145,13 @@ def test_the_ledger_benchmark_compares_with_the_full_re_export() -> None:
     assert ledger_value == full_value and ledger_queries == "1"
     assert int(ledger_bytes.replace(",", "")) * 20 < int(full_bytes.replace(",", ""))
     assert "DISAGREE" not in out.stderr
+
+
+def test_the_benchmark_reads_in_the_services_chunks() -> None:
+    """The raw transfer and the decode limit are only limits of the read the service does."""
+    from collector.export.attempt import CHUNK_BYTES
+
+    probe = "from bench.modes import CHUNK; print(CHUNK)"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == CHUNK_BYTES

@@ -110,8 +110,8 @@ def test_sketch_error_is_within_its_stated_bound(crowd: Simulator, offset: int) 
 
 
 def test_the_estimate_is_the_same_in_any_process(crowd: Simulator) -> None:
-    """Hashes are stable (xxh3), not Python's per-process `hash()`: the same data gives the
-    same sketch whatever the process's hash seed."""
+    """Hashes are stable (FarmHash Fingerprint64), not Python's per-process `hash()`: the
+    same data gives the same sketch whatever the process's hash seed."""
     start = past_window(60).start
     end = start + timedelta(minutes=60)
     answers = [estimate_in_a_new_process(crowd, start, end, seed)["value"] for seed in "01"]

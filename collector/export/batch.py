@@ -63,6 +63,20 @@ class Batch:
         names, users, times, insert_ids = (list(c) for c in zip(*rows, strict=True))
         return cls(names, users, np.array(times, dtype=np.float64), insert_ids)
 
+    @classmethod
+    def join(cls, parts: list[Batch]) -> Batch:
+        """The rows of several batches, in order, as one (what they cached is not kept)."""
+        parts = [part for part in parts if len(part)]
+        if len(parts) < 2:
+            return parts[0] if parts else cls.empty()
+        first, rest = parts[0], parts[1:]
+        names, users, ids = first.names.copy(), first.users.copy(), first.insert_ids.copy()
+        for part in rest:  # list.extend copies a list at once; a chain would go row by row
+            names.extend(part.names)
+            users.extend(part.users)
+            ids.extend(part.insert_ids)
+        return cls(names, users, np.concatenate([part.times for part in parts]), ids)
+
     def __len__(self) -> int:
         return len(self.names)
 

@@ -3,52 +3,49 @@
 Every set and sketch is fed these hashes, so they must mean the same in any process, on any
 machine, in any Python version: aggregates are serialised, merged across workers and
 instances, and split into time slices. Python's `hash()` is randomised per process, so it is
-not used. Strings are hashed with xxh3-64 over their UTF-8 bytes; the key (`event`,
-`distinct_id`, `time`, `$insert_id`) combines the hashes of its fields with the splitmix64
-finaliser, in numpy over whole columns. `HASH_VERSION` names this scheme and is part of every
-serialised state: a state hashed otherwise is refused, never mixed in.
+not used. A text is hashed with FarmHash's Fingerprint64 over its UTF-8 bytes, which Google
+keeps the same forever and BigQuery exposes as `FARM_FINGERPRINT` (as a signed 64-bit
+integer): a user's hash here is `FARM_FINGERPRINT(distinct_id)` there. The binding takes `str`
+as it is, so a column costs one C call per row. The key (`event`, `distinct_id`, `time`,
+`$insert_id`) is a weighted sum of its fields' hashes under the splitmix64 finaliser, in numpy
+over whole columns. `HASH_VERSION` names this scheme and is part of every serialised state: a
+state hashed otherwise is refused, never mixed in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import repeat
-from operator import is_not
 
+import farmhash
 import numpy as np
-import xxhash
 
 from collector.export.batch import Batch
 
-HASH_VERSION = "xxh3-64/splitmix64/1"
+HASH_VERSION = "farmhash-fingerprint64/weighted-splitmix64/2"
 
-_xxh3 = xxhash.xxh3_64_intdigest
+_fingerprint = farmhash.Fingerprint64
 _C1 = np.uint64(0xBF58476D1CE4E5B9)
 _C2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
-_NO_ID = np.uint64(_xxh3(b"\x00no $insert_id"))
+# Odd, so that no field's hash is lost. The name's and the user's weights differ by twice an
+# odd number: two events whose name and user trade places get different keys unless those two
+# hashes agree in 63 bits.
+_W_NAME = np.uint64(0x9E3779B97F4A7C15)
+_W_USER = np.uint64(0xC2B2AE3D27D4EB4F)
+_W_TIME = np.uint64(0x165667B19E3779F9)
 
 
 def text_hashes(texts: Iterable[str], n: int) -> np.ndarray:
-    """xxh3-64 of each text's UTF-8 bytes, as int64."""
+    """Fingerprint64 of each text's UTF-8 bytes, as int64 (BigQuery's `FARM_FINGERPRINT`)."""
     texts = list(texts) if not isinstance(texts, list) else texts
     try:
-        out = np.fromiter(map(_xxh3, map(str.encode, texts)), np.uint64, n)
+        out = np.fromiter(map(_fingerprint, texts), np.uint64, n)
     except UnicodeEncodeError:
         # A JSON escape can make a lone surrogate: still text, and still hashed the same way.
-        out = np.fromiter((_xxh3(t.encode("utf-8", "surrogatepass")) for t in texts), np.uint64, n)
+        out = np.fromiter(
+            (_fingerprint(t.encode("utf-8", "surrogatepass")) for t in texts), np.uint64, n
+        )
     return out.view(np.int64)
-
-
-def _name_hashes(names: list[str], n: int) -> np.ndarray:
-    """`text_hashes` of a column with few distinct values: each is hashed once."""
-    distinct = dict.fromkeys(names)
-    if len(distinct) * 4 > n:
-        return text_hashes(names, n)
-    keys = list(distinct)
-    for name, h in zip(keys, text_hashes(keys, len(keys)).tolist(), strict=True):
-        distinct[name] = h
-    return np.fromiter(map(distinct.__getitem__, names), np.int64, n)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -64,7 +61,7 @@ def name_hashes(batch: Batch) -> np.ndarray:
     """One hash per row of its event name; kept on the batch."""
     cached = batch.cache.get("names")
     if cached is None:
-        cached = batch.cache["names"] = _name_hashes(batch.names, len(batch))
+        cached = batch.cache["names"] = text_hashes(batch.names, len(batch))
     return cached
 
 
@@ -85,31 +82,50 @@ def identified_user_hashes(batch: Batch) -> np.ndarray:
     return hashes[np.fromiter(map(bool, batch.users), bool, len(batch))]
 
 
+def _absent(ids: list[str | None]) -> list[int]:
+    """The rows with no `$insert_id`: one scan in C, however many there are."""
+    rows: list[int] = []
+    at = -1
+    find = ids.index
+    try:
+        while True:
+            at = find(None, at + 1)
+            rows.append(at)
+    except ValueError:
+        return rows
+
+
 def keyed(batch: Batch) -> np.ndarray:
     """Which rows carry an `$insert_id` (only those can be de-duplicated); kept on the batch."""
     cached = batch.cache.get("keyed")
     if cached is None:
-        ids = batch.insert_ids
-        if ids.count(None):
-            cached = np.fromiter(map(is_not, ids, repeat(None)), bool, len(ids))
-        else:
-            cached = np.ones(len(ids), dtype=bool)
-        batch.cache["keyed"] = cached
+        cached = batch.cache["keyed"] = np.ones(len(batch), dtype=bool)
+        cached[_absent(batch.insert_ids)] = False
     return cached
 
 
+def _insert_id_hashes(batch: Batch) -> np.ndarray:
+    """One hash per row of its `$insert_id`. A row without one is hashed as if its id were "":
+    its key is never used, as such a row cannot be de-duplicated."""
+    ids = batch.insert_ids
+    has = keyed(batch)
+    if not has.all():
+        ids = ids.copy()
+        for row in np.flatnonzero(~has).tolist():
+            ids[row] = ""
+    return text_hashes(ids, len(ids))
+
+
 def key_hashes(batch: Batch) -> np.ndarray:
-    """One hash per row of Mixpanel's de-duplication key: name, user, time, `$insert_id`."""
+    """One hash per row of Mixpanel's de-duplication key: name, user, time, `$insert_id`.
+
+    Meaningful only for the rows that are `keyed`.
+    """
     cached = batch.cache.get("keys")
     if cached is None:
-        n = len(batch)
-        key = _mix(name_hashes(batch).view(np.uint64))
-        key = _mix(key ^ user_hashes(batch).view(np.uint64))
-        key = _mix(key ^ np.ascontiguousarray(batch.times, dtype=np.float64).view(np.uint64))
-        ids = np.full(n, _NO_ID, dtype=np.uint64)
-        has = keyed(batch)
-        if has.any():
-            present = [i for i in batch.insert_ids if i is not None]
-            ids[has] = text_hashes(present, len(present)).view(np.uint64)
-        cached = batch.cache["keys"] = _mix(key ^ ids).view(np.int64)
+        key = name_hashes(batch).view(np.uint64) * _W_NAME
+        key += user_hashes(batch).view(np.uint64) * _W_USER
+        key += np.ascontiguousarray(batch.times, dtype=np.float64).view(np.uint64) * _W_TIME
+        key += _insert_id_hashes(batch).view(np.uint64)
+        cached = batch.cache["keys"] = _mix(key).view(np.int64)
     return cached

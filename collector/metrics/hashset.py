@@ -110,8 +110,7 @@ class CountingHashSet:
         if len(self._hashes):
             at, new = _new_members(self._hashes, hashes)
             hashes, codes, at = hashes[new], codes[new], at[new]
-            self._hashes = np.insert(self._hashes, at, hashes)
-            self._codes = np.insert(self._codes, at, codes)
+            self._hashes, self._codes = _insert_pairs(self._hashes, self._codes, at, hashes, codes)
         else:
             self._hashes, self._codes = hashes, codes
         fresh = np.bincount(codes)
@@ -158,6 +157,25 @@ def _merge(known: np.ndarray, fresh: np.ndarray) -> np.ndarray:
     """
     at, new = _new_members(known, fresh)
     return np.insert(known, at[new], fresh[new])
+
+
+def _insert_pairs(
+    hashes: np.ndarray,
+    codes: np.ndarray,
+    at: np.ndarray,
+    fresh: np.ndarray,
+    fresh_codes: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`np.insert` of `fresh` (sorted) at `at` into `hashes`, and of their codes into `codes`,
+    with one placement mask for both: `np.insert` would build and sort it once per array."""
+    size = len(hashes) + len(fresh)
+    placed = at + np.arange(len(fresh))
+    old = np.ones(size, dtype=bool)
+    old[placed] = False
+    out, out_codes = np.empty(size, dtype=hashes.dtype), np.empty(size, dtype=codes.dtype)
+    out[placed], out_codes[placed] = fresh, fresh_codes
+    out[old], out_codes[old] = hashes, codes
+    return out, out_codes
 
 
 def _new_members(known: np.ndarray, fresh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
