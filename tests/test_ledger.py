@@ -247,8 +247,13 @@ def test_a_settled_day_is_rolled_up_and_answers_the_same(sim: Simulator, tmp_pat
     assert again["ledger"]["queries"] == 0
 
 
+@pytest.mark.parametrize(
+    "other",
+    [{"version": 99}, {"hash": "xxh3-64/splitmix64/1"}],  # the second: what 0.3.0 wrote
+    ids=["state-version", "hash-version"],
+)
 def test_a_damaged_object_is_read_again_from_the_export_and_replaced(
-    sim: Simulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    sim: Simulator, tmp_path: Path, caplog: pytest.LogCaptureFixture, other: dict[str, object]
 ) -> None:
     """An hour object of garbage and a day rollup of another version: each is treated as
     absent (its slices are read again, the answer stays exact) and the next write replaces it."""
@@ -261,7 +266,8 @@ def test_a_damaged_object_is_read_again_from_the_export_and_replaced(
     assert ledger.compute(request)["value"] == exact  # fills the hours and rolls the day up
     rollup = tmp_path / "days/2026-11-20"
     rolled = msgspec.msgpack.decode(rollup.read_bytes())
-    rollup.write_bytes(msgspec.msgpack.encode({**rolled, "version": 99}))
+    assert rolled["hash"] != other.get("hash")
+    rollup.write_bytes(msgspec.msgpack.encode({**rolled, **other}))
     (tmp_path / "hours/2026-11-20/07").write_bytes(b"\x00 not msgpack at all \xff")
     caplog.set_level(logging.WARNING, "collector.ledger")
     again = ledger.compute(request)
