@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from collector.export.batch import Batch, Row
 from collector.metrics.aggregators import DistinctUsers, EventCounts
-from collector.metrics.hashset import HashSet, _merge, _sorted_unique
+from collector.metrics.hashset import HashSet, _insert_pairs, _merge, _new_members, _sorted_unique
 
 
 def rows() -> list[Row]:
@@ -72,6 +72,22 @@ def test_merging_in_place_equals_a_set_union(a: list[int], b: list[int]) -> None
     left = np.unique(np.array(a, dtype=np.int64))
     right = np.unique(np.array(b, dtype=np.int64))
     assert _merge(left, right).tolist() == sorted(set(a) | set(b))
+
+
+@given(
+    st.lists(st.integers(-(2**63), 2**63 - 1), max_size=50),
+    st.lists(st.integers(-(2**63), 2**63 - 1), max_size=50),
+)
+def test_inserting_pairs_equals_numpys_insert(known: list[int], fresh: list[int]) -> None:
+    hashes = np.unique(np.array(known, dtype=np.int64))
+    codes = (hashes % 7).astype(np.int32)
+    new = np.unique(np.array(fresh, dtype=np.int64))
+    at, is_new = _new_members(hashes, new)
+    new, at = new[is_new], at[is_new]
+    new_codes = (new % 5).astype(np.int32)
+    got, got_codes = _insert_pairs(hashes, codes, at, new, new_codes)
+    assert got.tolist() == np.insert(hashes, at, new).tolist() == sorted(set(known) | set(fresh))
+    assert got_codes.tolist() == np.insert(codes, at, new_codes).tolist()
 
 
 @given(st.lists(st.integers(-(2**63), 2**63 - 1) | st.integers(-3, 3), max_size=80))

@@ -4,8 +4,10 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from collector.export.decode import BodyEnd, EventFilter, LineSplitter, LineStats, Row
+from collector.export.decode import Batch, BodyEnd, EventFilter, LineSplitter, LineStats, Row
 from collector.window import ProjectTime, Window
 
 W = Window(datetime(2026, 11, 23, 10, tzinfo=UTC), datetime(2026, 11, 23, 11, tzinfo=UTC))
@@ -195,3 +197,25 @@ def test_decoding_a_memoryview_block_matches_decoding_bytes() -> None:
         == [("Sign Up", "a", T0 + 3, None), ("Sign Up", "5", T0 + 5, None)]
     )
     assert stats.skipped == 2
+
+
+rows_of_a_batch = st.lists(
+    st.tuples(
+        st.text(max_size=3),
+        st.sampled_from(["a", "", "b"]),
+        st.floats(0, 1e9),
+        st.none() | st.text(max_size=3),
+    ),
+    max_size=5,
+)
+
+
+@given(st.lists(rows_of_a_batch, max_size=4))
+def test_joined_batches_hold_every_row_in_order_and_leave_their_parts_alone(
+    parts: list[list[tuple[str, str, float, str | None]]],
+) -> None:
+    batches = [Batch.of(p) for p in parts]
+    before = [list(b) for b in batches]
+    joined = Batch.join(batches)
+    assert list(joined) == [r for p in parts for r in p]
+    assert [list(b) for b in batches] == before

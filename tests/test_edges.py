@@ -12,12 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from collector.alerting.rules import parse_rules
 from collector.alerting.store import FileStateStore
 from collector.app import create_app
 from collector.errors import UpstreamRefused, UpstreamUnavailable
 from collector.export import zone_probe
+from collector.export.attempt import CHUNK_BYTES, ENCODED_CHUNK_BYTES
 from collector.export.budget import QueryBudget
 from collector.export.decode import MAX_LINE_BYTES
 from collector.export.reader import ExportReader
@@ -238,6 +240,26 @@ def test_a_gzip_body_without_framing_is_proven_by_its_trailer(sim: Simulator) ->
     body = answer(sim, EXPORT_GZIP="true")
     assert body["complete"] is True
     assert body["value"] == sim.truth(WINDOW.start, WINDOW.end).events
+
+
+@pytest.mark.parametrize("gzip", [False, True])
+def test_a_plain_body_is_read_in_2_mib_pieces_and_a_gzip_body_in_1_mib(
+    sim: Simulator, gzip: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # requests' own iter_content, over the simulator's real HTTP answer; only the sizes asked
+    # of it are recorded. A gzip read holds what urllib3 inflates and keeps: it stays small.
+    asked: list[int] = []
+    real = requests.Response.iter_content
+
+    def recording(self: requests.Response, chunk_size: int = 1, decode_unicode: bool = False):
+        asked.append(chunk_size)
+        return real(self, chunk_size, decode_unicode)
+
+    monkeypatch.setattr(requests.Response, "iter_content", recording)
+    body = answer(sim, EXPORT_GZIP=str(gzip).lower())
+    assert body["complete"] is True
+    assert asked and set(asked) == {ENCODED_CHUNK_BYTES if gzip else CHUNK_BYTES}
+    assert (CHUNK_BYTES, ENCODED_CHUNK_BYTES) == (2 * 1024 * 1024, 1024 * 1024)
 
 
 def test_a_below_rule_never_fires_on_an_unframed_half(sim: Simulator, tmp_path: Path) -> None:

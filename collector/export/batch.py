@@ -65,7 +65,8 @@ class Batch:
 
     @classmethod
     def join(cls, parts: list[Batch]) -> Batch:
-        """The rows of several batches, in order, as one (what they cached is not kept)."""
+        """The rows of several batches, in order, as one. A lone non-empty part is returned as it
+        is, cache included; a join of several starts with no cache."""
         parts = [part for part in parts if len(part)]
         if len(parts) < 2:
             return parts[0] if parts else cls.empty()

@@ -15,6 +15,8 @@ state hashed otherwise is refused, never mixed in.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import repeat
+from operator import is_not
 
 import farmhash
 import numpy as np
@@ -33,6 +35,9 @@ _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 _W_NAME = np.uint64(0x9E3779B97F4A7C15)
 _W_USER = np.uint64(0xC2B2AE3D27D4EB4F)
 _W_TIME = np.uint64(0x165667B19E3779F9)
+# Up to one row in 16 without `$insert_id`, those rows are found and patched one by one; past
+# that, a pass over every row costs less.
+_FEW = 16
 
 
 def text_hashes(texts: Iterable[str], n: int) -> np.ndarray:
@@ -82,25 +87,34 @@ def identified_user_hashes(batch: Batch) -> np.ndarray:
     return hashes[np.fromiter(map(bool, batch.users), bool, len(batch))]
 
 
-def _absent(ids: list[str | None]) -> list[int]:
-    """The rows with no `$insert_id`: one scan in C, however many there are."""
+def _absent(ids: list[str | None]) -> list[int] | None:
+    """The rows with no `$insert_id`, found by C scans (`list.index`, one call per such row),
+    or None once they are more than one in `_FEW`: then one pass over every row costs less."""
     rows: list[int] = []
     at = -1
     find = ids.index
+    most = len(ids) // _FEW
     try:
-        while True:
+        while len(rows) <= most:
             at = find(None, at + 1)
             rows.append(at)
     except ValueError:
         return rows
+    return None
 
 
 def keyed(batch: Batch) -> np.ndarray:
     """Which rows carry an `$insert_id` (only those can be de-duplicated); kept on the batch."""
     cached = batch.cache.get("keyed")
     if cached is None:
-        cached = batch.cache["keyed"] = np.ones(len(batch), dtype=bool)
-        cached[_absent(batch.insert_ids)] = False
+        ids = batch.insert_ids
+        absent = _absent(ids)
+        if absent is None:
+            cached = np.fromiter(map(is_not, ids, repeat(None)), bool, len(ids))
+        else:
+            cached = np.ones(len(ids), dtype=bool)
+            cached[absent] = False
+        batch.cache["keyed"] = cached
     return cached
 
 
@@ -110,9 +124,13 @@ def _insert_id_hashes(batch: Batch) -> np.ndarray:
     ids = batch.insert_ids
     has = keyed(batch)
     if not has.all():
-        ids = ids.copy()
-        for row in np.flatnonzero(~has).tolist():
-            ids[row] = ""
+        absent = np.flatnonzero(~has)
+        if len(absent) * _FEW > len(ids):
+            ids = [i or "" for i in ids]
+        else:
+            ids = ids.copy()
+            for row in absent.tolist():
+                ids[row] = ""
     return text_hashes(ids, len(ids))
 
 
