@@ -125,7 +125,7 @@ def _insert_id_hashes(batch: Batch) -> np.ndarray:
     has = keyed(batch)
     if not has.all():
         absent = np.flatnonzero(~has)
-        if len(absent) * _FEW > len(ids):
+        if len(absent) > len(ids) // _FEW:  # the same rule as `_absent`'s
             ids = [i or "" for i in ids]
         else:
             ids = ids.copy()
