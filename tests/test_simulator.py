@@ -138,6 +138,34 @@ def test_truth_equals_an_independent_count_of_the_body(sim: Simulator) -> None:
     assert hour_truth(sim).events > 500
 
 
+def test_late_events_appear_when_the_clock_passes_their_processing_time() -> None:
+    """With a clock, a body holds only the events processed by then (each line's own
+    `mp_processing_time_ms`), and truth(arrived_by=...) counts the same."""
+    config = SimConfig(seed=3, events_per_minute=20, today=TODAY, late_rate=0.25, late_hours=30)
+    end = HOUR + timedelta(hours=1)
+    with Simulator(config) as s:
+        whole = fetch(s).content
+        processed = [p["mp_processing_time_ms"] / 1000 for _n, p in parse(whole)]
+        late = [
+            p
+            for p, (_n, props) in zip(processed, parse(whole), strict=True)
+            if p > end.timestamp() + 3600
+        ]
+        assert len(late) > 0.15 * len(processed)  # a quarter, less the ones early in the hour
+        assert max(processed) <= end.timestamp() + 30 * 3600
+        for hours in (1, 6, 31):
+            now = end + timedelta(hours=hours)
+            s.set_clock(lambda now=now: now)
+            body = fetch(s).content
+            seen = [p["mp_processing_time_ms"] / 1000 for _n, p in parse(body)]
+            assert seen and max(seen) <= now.timestamp()
+            assert count(body) == hour_truth(s, arrived_by=now)
+            assert len(seen) == sum(1 for p in processed if p <= now.timestamp())
+        assert count(body) == hour_truth(s)  # 31 h after: everything has arrived
+        s.set_clock(None)
+        assert fetch(s).content == whole
+
+
 def test_body_looks_like_a_real_export(sim: Simulator) -> None:
     body = fetch(sim).content
     assert body.endswith(b"\n")

@@ -166,12 +166,18 @@ class LedgerService:
         start, end = int(request.window.start_ts), int(request.window.end_ts)
         whole = slicing.whole(start, end, now)
         plan = _Plan()
+
+        def fold_day(rollup: SliceState) -> None:
+            fold(rollup)
+            plan.from_ledger += DAY // slicing.seconds  # a rollup stands for its day's slices
+
         loaded = None
         if whole:
             try:
-                loaded = self.ledger.load(whole[0], whole[-1] + slicing.seconds, fold, deadline)
+                loaded = self.ledger.load(whole[0], whole[-1] + slicing.seconds, fold_day, deadline)
             except StoreError as exc:
                 guard.failed("read", exc)
+                plan.from_ledger = 0
                 if answer is not None:
                     answer.reset()  # rollups folded before it failed
             if loaded is not None and loaded.cut:
@@ -184,8 +190,10 @@ class LedgerService:
             read = memo.get((s, s + slicing.seconds))
             if read is not None:  # read by this run already
                 fold(reread(kept, read) if kept is not None else read)
+                plan.from_ledger += 1
             elif kept is not None and kept.complete and not slicing.due(s, kept.read_at, now):
                 fold(kept)
+                plan.from_ledger += 1
             else:
                 if kept is not None:
                     plan.old[s] = kept
@@ -196,7 +204,6 @@ class LedgerService:
                 fold(memo[(a, b)])
             elif a < b:
                 plan.ranges.append(Range(a, b, keep=False, edge=True))
-        plan.from_ledger = answer.parts if answer is not None else 0
         plan.ranges.sort(key=lambda r: r.start)
         return plan
 

@@ -40,9 +40,19 @@ class Slicing:
         end = start + self.seconds
         return any(read_at < end + age * 3600 <= now for age in self.refresh_hours)
 
+    @property
+    def last_refresh_hours(self) -> float:
+        """The last refresh age: a slice read at or after it is settled."""
+        return max(self.refresh_hours, default=0.0)
+
     def settled(self, end: float, now: float) -> bool:
         """True once no refresh is left for anything that ends by `end`."""
-        return now >= end + max(self.refresh_hours, default=0.0) * 3600
+        return now >= end + self.last_refresh_hours * 3600
+
+    def read_settled(self, end: float, read_at: float) -> bool:
+        """True if a slice ending at `end` was read at or after its last refresh age: no
+        refresh can be due for it any more."""
+        return read_at >= end + self.last_refresh_hours * 3600
 
 
 def hour_key(ts: int) -> str:

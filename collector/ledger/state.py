@@ -22,7 +22,10 @@ from collector.export.batch import Batch
 from collector.metrics.aggregators import EventCounts
 from collector.metrics.hashing import HASH_VERSION, user_hashes
 
-STATE_VERSION = 1
+# 2: a state says the slice length it was cut with and, for a rollup, the last refresh age its
+# slices were read past (version 1 said neither: its rollups could be made while a refresh was
+# still due, so they are read again rather than trusted).
+STATE_VERSION = 2
 
 
 @dataclass
@@ -38,6 +41,12 @@ class SliceState:
     complete: bool = False
     read_at: float = 0.0  # when it was read (the oldest read, for a rollup)
     slices: int = 1  # how many slices it stands for
+    slice_seconds: int = 0  # the length of the slices it is cut from (0: its span; -1: mixed)
+    settled_hours: float | None = None  # a rollup: every slice read past this age of its end
+
+    def __post_init__(self) -> None:
+        if not self.slice_seconds:
+            self.slice_seconds = self.end - self.start
 
     def code_of(self) -> dict[str, int]:
         return {name: i for i, name in enumerate(self.names)}
@@ -56,6 +65,8 @@ class SliceState:
                 "complete": self.complete,
                 "read_at": self.read_at,
                 "slices": self.slices,
+                "slice_seconds": self.slice_seconds,
+                "settled_hours": self.settled_hours,
             }
         )
 
@@ -75,7 +86,9 @@ class SliceState:
             codes=np.frombuffer(d["codes"], "<i4").astype(np.int32),
             complete=bool(d["complete"]),
             read_at=float(d["read_at"]),
-            slices=int(d.get("slices", 1)),
+            slices=int(d["slices"]),
+            slice_seconds=int(d["slice_seconds"]),
+            settled_hours=None if d["settled_hours"] is None else float(d["settled_hours"]),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -124,6 +137,7 @@ def combine(states: list[SliceState]) -> SliceState:
         complete=all(s.complete for s in states),
         read_at=min(s.read_at for s in states),
         slices=sum(s.slices for s in states),
+        slice_seconds=cuts.pop() if len(cuts := {s.slice_seconds for s in states}) == 1 else -1,
     )
 
 

@@ -2,9 +2,12 @@
 
 Layout under `LEDGER_STORE`:
 - `hours/YYYY-MM-DD/HH` — the states of that hour's slices read so far;
-- `days/YYYY-MM-DD` — a settled day rolled up (every slice complete, no refresh left), which
-  answers a window holding the whole day in one read; its hour objects stay, for windows that
-  hold part of it.
+- `days/YYYY-MM-DD` — a settled day rolled up (every slice read completely at or after its last
+  refresh age: a rollup owes nothing), which answers a window holding the whole day in one
+  read; its hour objects stay, for windows that hold part of it.
+
+Slices are kept by (start, end): slices of two lengths may share an hour object, and each
+reader uses only those of its own length (docs/ledger.md, "Invariants").
 
 Every write is conditional on the version read (`collector.blobs`): two writers of the same
 hour (two workers, two instances, a backfill task) never lose each other's slices; the loser
@@ -71,8 +74,12 @@ _UNREADABLE = (msgspec.DecodeError, ValueError, KeyError, TypeError, AttributeEr
 T = TypeVar("T")
 
 
-def _hour_slices(doc: Any) -> dict[int, SliceState]:
-    return {int(k): SliceState.from_dict(v) for k, v in doc["slices"].items()}
+Key = tuple[int, int]  # a slice by its (start, end): slices of two lengths never mix
+
+
+def _hour_slices(doc: Any) -> dict[Key, SliceState]:
+    states = (SliceState.from_dict(v) for v in doc["slices"].values())
+    return {(s.start, s.end): s for s in states}
 
 
 def _load_time_left(deadline: Deadline | None, loaded: Loaded) -> float | None:
@@ -142,19 +149,43 @@ class Ledger:
                 seconds = _load_time_left(deadline, out)
                 if out.cut:
                     return out
-                for s in self._hour(hour, seconds)[0].values():
-                    if start <= s.start and s.end <= end:
-                        out.slices[s.start] = s
+                # Only slices of the current length: one of another length (a changed
+                # LEDGER_SLICE_MINUTES, or another revision during a deploy) is not read as one
+                # of this length; its time is read again.
+                length = self.slicing.seconds
+                for (a, b), s in self._hour(hour, seconds)[0].items():
+                    if b - a == length and start <= a and b <= end:
+                        out.slices[a] = s
         return out
 
     def _day(self, day: int, seconds: float | None = None) -> tuple[SliceState | None, object]:
-        """The day's rollup and its version: (None, ABSENT) if there is none."""
-        return self._object(f"days/{day_key(day)}", seconds, SliceState.from_dict)
+        """The day's rollup and its version: (None, ABSENT) if there is none. A rollup made
+        when the last refresh age was shorter than now owes the later refreshes: it is treated
+        as absent (the day answers from its slices, which are read again when due) and the next
+        rollup replaces it."""
+        state, version = self._object(f"days/{day_key(day)}", seconds, SliceState.from_dict)
+        if state is not None and not self._rollup_settled(state):
+            log.info(
+                "ledger: days/%s was rolled up before the last refresh age of %s h; its slices "
+                "answer until it is rolled up again",
+                day_key(day),
+                self.slicing.last_refresh_hours,
+            )
+            return None, version
+        return state, version
+
+    def _rollup_settled(self, state: SliceState) -> bool:
+        return (
+            state.complete
+            and state.settled_hours is not None
+            and state.settled_hours >= self.slicing.last_refresh_hours
+        )
 
     def _hour(
         self, hour: int, seconds: float | None = None
-    ) -> tuple[dict[int, SliceState], object]:
-        """The hour's slices by start, and the object's version (ABSENT if there is none)."""
+    ) -> tuple[dict[Key, SliceState], object]:
+        """The hour's slices by (start, end), of every length kept, and the object's version
+        (ABSENT if there is none)."""
         slices, version = self._object(f"hours/{hour_key(hour)}", seconds, _hour_slices)
         return slices or {}, version
 
@@ -195,8 +226,8 @@ class Ledger:
                     time.sleep(min(wait, write_seconds(deadline) or wait))
                 kept, version = self._hour(hour, write_seconds(deadline))
                 for s in fresh:
-                    kept[s.start] = reread(kept.get(s.start), s)
-                doc = {"slices": {str(k): v.as_dict() for k, v in sorted(kept.items())}}
+                    kept[s.start, s.end] = reread(kept.get((s.start, s.end)), s)
+                doc = {"slices": {f"{a}-{b}": v.as_dict() for (a, b), v in sorted(kept.items())}}
                 try:
                     self.blobs.put(
                         f"hours/{hour_key(hour)}",
@@ -214,20 +245,30 @@ class Ledger:
                 )
 
     def roll_up(self, day: int, now: float, deadline: Deadline | None = None) -> bool:
-        """Roll a settled, fully read day into one object; True if it was (or already is)."""
+        """Roll a settled day into one object; True if it was (or already is).
+
+        A rollup is never read again (`LedgerService` answers a whole day from it), so a day is
+        rolled up only when it owes nothing: every slice of it, at the current length, kept
+        from a complete read made at or after its last refresh age. A slice whose last refresh
+        failed keeps its earlier read and stays due; the day is rolled up once it is read."""
         if not self.slicing.settled(day + DAY, now):
             return False
         name = f"days/{day_key(day)}"
         existing, version = self._day(day, write_seconds(deadline))
         if existing is not None:
             return True
-        states = []
+        kept: dict[Key, SliceState] = {}
         for hour in range(day, day + DAY, 3600):
-            states.extend(self._hour(hour, write_seconds(deadline))[0].values())
-        per_day = DAY // self.slicing.seconds
-        if len(states) < per_day or not all(s.complete for s in states):
+            kept.update(self._hour(hour, write_seconds(deadline))[0])
+        step = self.slicing.seconds
+        states = [kept.get((t, t + step)) for t in range(day, day + DAY, step)]
+        settled = [
+            s for s in states if s and s.complete and self.slicing.read_settled(s.end, s.read_at)
+        ]
+        if len(settled) < len(states):
             return False
-        rolled = combine(states)
+        rolled = combine(settled)
+        rolled.settled_hours = self.slicing.last_refresh_hours
         # Another reader may have rolled it up first: the same states, the same object.
         with contextlib.suppress(StoreConflict):
             encoded = msgspec.msgpack.encode(rolled.as_dict())

@@ -28,6 +28,7 @@ class BodyPlan:
     where: tuple[tuple[int, int], ...] | None  # [lo, hi) ranges on `time` as written; None: all
     limit: int | None = None  # maximum number of event lines
     extra_duplicates: float = 0.0  # Fault.duplicate_lines: more repeated keyed lines
+    arrived_by: float | None = None  # only events processed by then (epoch ms); None: all
 
 
 def day_bounds(first: date, last: date, zone: ZoneInfo) -> tuple[int, int]:
@@ -68,6 +69,7 @@ def _windows(source: EventSource, plan: BodyPlan) -> Iterator[tuple[list[bytes],
     seed, step = source.config.seed, window_minutes(source.config.events_per_minute)
     first, stop = plan.start // 60, -(-plan.end // 60)
     ranges = plan.where or ()
+    arrived_by = plan.arrived_by
     sent = 0
     for window in range(first - first % step, stop, step):
         timed: list[tuple[int, Event]] = []
@@ -81,6 +83,8 @@ def _windows(source: EventSource, plan: BodyPlan) -> Iterator[tuple[list[bytes],
                 t = event[0]
                 if not plan.start <= t < plan.end:
                     continue
+                if arrived_by is not None and source.processed_ms(t, event[5]) > arrived_by:
+                    continue  # not in the export yet
                 if plan.names is not None and event[1] not in plan.names:
                     continue
                 if ranges and not any(lo <= t + offset < hi for lo, hi in ranges):

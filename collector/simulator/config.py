@@ -20,6 +20,11 @@ class SimConfig:
     malformed_per_query: int = 2  # lines that are not events, per non-empty response body
     anonymous_rate: float = 0.005  # events with an empty or missing distinct_id (no user)
     extra_names: int = 0  # more event names, "Custom Event <k>", drawn uniformly (cardinality)
+    # Events that reach the export late (offline devices, /import): about this share of them
+    # (in steps of 1/256) is processed up to `late_hours` after its `time`, uniformly. Only a
+    # simulator given a clock (`Simulator.set_clock`) holds them back until then.
+    late_rate: float = 0.0
+    late_hours: float = 48.0
     username: str = "sim-user"
     secret: str = "sim-secret"
     project_id: str = "1"
@@ -36,13 +41,15 @@ class SimConfig:
             raise ValueError("users must be >= 1")
         if not self.event_names or len(set(self.event_names)) != len(self.event_names):
             raise ValueError("event_names must be non-empty and unique")
-        for name in ("duplicate_rate", "no_insert_id_rate", "anonymous_rate"):
+        for name in ("duplicate_rate", "no_insert_id_rate", "anonymous_rate", "late_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1]")
         if self.malformed_per_query < 0:
             raise ValueError("malformed_per_query must be >= 0")
         if self.extra_names < 0:
             raise ValueError("extra_names must be >= 0")
+        if self.late_hours <= 0:
+            raise ValueError("late_hours must be > 0")
         ZoneInfo(self.project_timezone)  # fail at construction, not on the first query
 
     @property

@@ -9,7 +9,7 @@ import contextlib
 import socket
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from typing import Any
 
@@ -37,6 +37,7 @@ class Simulator:
         self._connections: set[socket.socket] = set()
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
+        self._clock: Callable[[], float] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -119,17 +120,26 @@ class Simulator:
         with self._lock:
             return list(self._requests)
 
+    def set_clock(self, clock: Callable[[], datetime | float] | None) -> None:
+        """Serve only the events processed by `clock()` (late events, SimConfig.late_rate,
+        appear when it passes their processing time); None: every event, as by default."""
+        self._clock = None if clock is None else lambda: _epoch(clock())
+
     def truth(
         self,
         start: datetime | float,
         end: datetime | float,
         events: Iterable[str] | None = None,
+        arrived_by: datetime | float | Callable[[int], float] | None = None,
     ) -> Truth:
-        """Ground truth for true UTC times in [start, end), optionally only these event names."""
+        """Ground truth for true UTC times in [start, end), optionally only these event names,
+        and only the events processed by `arrived_by` (a moment, or a function of an event's
+        time to one, in epoch seconds)."""
         if isinstance(events, str):
             events = [events]  # one name, not its characters
         names = None if events is None else set(events)
-        return self.source.truth(_epoch(start), _epoch(end), names)
+        by = arrived_by if callable(arrived_by) or arrived_by is None else _epoch(arrived_by)
+        return self.source.truth(_epoch(start), _epoch(end), names, by)
 
     def today(self) -> date:
         return self.config.today or datetime.now(self.config.zone).date()
@@ -160,7 +170,8 @@ class Simulator:
         where = q.where if cfg.honour_where and not (leak and leak.out_of_window) else None
         start, end = day_bounds(q.from_date, q.to_date, cfg.zone)
         extra = fault.rate if fault is not None and fault.kind == "duplicate_lines" else 0.0
-        return BodyPlan(start, end, names, where, q.limit, extra)
+        arrived_by = None if self._clock is None else self._clock() * 1000
+        return BodyPlan(start, end, names, where, q.limit, extra, arrived_by)
 
 
 def _epoch(moment: datetime | float) -> float:
