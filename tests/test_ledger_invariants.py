@@ -20,6 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from collector.alerting.rules import parse_rules
+from collector.alerting.store import FileStateStore
+from collector.app import create_app
 from collector.blobs import BlobStore, DirBlobStore
 from collector.errors import UpstreamUnavailable
 from collector.export.budget import QueryBudget
@@ -146,6 +149,60 @@ def test_a_rollup_made_under_a_shorter_last_refresh_is_read_again_and_replaced(
     again = longer.compute(request)  # rolled up again, now settled at 36 h
     assert again["ledger"]["queries"] == 0 and again["value"] == body["value"]
     assert again["ledger"]["slices_from_ledger"] == 24
+
+
+def test_a_check_whose_read_fails_at_a_days_last_refresh_leaves_the_day_owing_it(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """A /check stops reading after a failed read and answers every window from what is kept;
+    a whole day in a baseline window must not be rolled up from reads that still owe their
+    24 h refresh: the next /check reads them, and the baseline holds the late events."""
+    rules = {
+        "notifiers": {"log": {"type": "log"}},
+        "defaults": {"lag_minutes": 0, "notify": ["log"]},
+        "rules": [
+            {
+                "name": "day-over-day",
+                "metric": "events",
+                "window_minutes": 1440,
+                "drop_pct": 99,
+                "baseline": "day",
+            }
+        ],
+    }
+    clock = Clock(MIDNIGHT + timedelta(hours=25, minutes=10))
+    sim.set_clock(clock)
+    settings = make_settings(
+        sim.url,
+        LEDGER_STORE=str(tmp_path / "ledger"),
+        LEDGER_SLICE_MINUTES="60",
+        EXPORT_MAX_ATTEMPTS="1",
+    )
+    reader = ExportReader(settings, QueryBudget(60, 3), now=clock)
+    app = create_app(
+        settings,
+        reader=reader,
+        now=clock,
+        rules=parse_rules(rules, {}),
+        store=FileStateStore(tmp_path / "state.json"),
+    )
+    http = app.test_client()
+    kept = http.get("/events?from=2026-11-20T00:00:00Z&to=2026-11-21T01:00:00Z").get_json()
+    assert kept["complete"] is True and kept["ledger"]["slices_read_now"] == 25  # at 25:10
+    clock.moment = MIDNIGHT + timedelta(days=2)  # the day is the baseline window, due its 24 h
+    sim.script([Fault.status(503)])
+    failed = http.get("/check").get_json()
+    sim.clear_faults()
+    assert failed["rules"][0]["complete"] is False
+    assert list((tmp_path / "ledger").glob("days/*")) == []  # the day still owes its refresh
+    body = http.get("/check").get_json()
+    [rule] = body["rules"]
+    baseline = MetricRequest("events", WHOLE_DAY)
+    assert rule["complete"] is True
+    assert value(sim, baseline, MIDNIGHT + timedelta(hours=25, minutes=10)) < value(
+        sim, baseline, settled_by(60)
+    )
+    assert value(sim, baseline, settled_by(60)) <= rule["previous"]["value"]
 
 
 # -- 2. a slice is a slice of its own length ---------------------------------------------------
