@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from collector.app import create_app
+from collector.metrics.name_hint import SAMPLE_NAMES, NamesSeen, closest
 from collector.simulator import Simulator
 from tests.helpers import make_settings
 
@@ -171,3 +172,24 @@ def test_on_the_ledger_path_the_hint_suggests_the_closest_name_kept(
     assert body["hint"].startswith("no event named 'Purchse' (did you mean 'Purchase'?) was read")
     body = http.get("/events?minutes=60&event=Purchase").get_json()
     assert body["value"] > 0 and "hint" not in body
+
+
+def test_the_hint_spells_out_five_names_and_suggests_only_what_is_close() -> None:
+    seen = NamesSeen([f"e{i}" for i in range(7)] + ["sign_up", "Purchse", "Zzz"])
+    seen.see(["Sign Up", "Purchase", "Page View"] * 3)
+    assert seen.hint() == (
+        "no event named 'e0', 'e1', 'e2', 'e3', 'e4' or 5 more was read in the window: event "
+        "names are exact and case-sensitive; /events without event= lists the window's names "
+        "in by_event"
+    )
+    assert closest("sign_up", seen.sample) == "Sign Up"  # case and separators
+    assert closest("SIGNUP", seen.sample) == "Sign Up"
+    assert closest("Purchse", seen.sample) == "Purchase"  # a near spelling
+    assert closest("Zzz", seen.sample) is None and closest("x", set()) is None
+
+
+def test_names_kept_to_suggest_from_are_bounded() -> None:
+    seen = NamesSeen(["Sign Up"])
+    seen.see([f"Custom Event {i}" for i in range(SAMPLE_NAMES + 500)])
+    seen.see(["Sign Up"])  # past the bound, an asked name is still found
+    assert len(seen.sample) == SAMPLE_NAMES and seen.hint() is None

@@ -1,6 +1,7 @@
 """`GET /status` in a real browser: headless Chromium (Debian's `chromium` package) loads the
 page from a loopback server after real /check runs against the simulator, and its DOM and a
-screenshot are checked. The screenshot is kept under test-artifacts/ (git-ignored) and the
+screenshot are checked; at a phone's 400 px the laid-out page is measured over the DevTools
+protocol (tests/cdp.py). The screenshots are kept under test-artifacts/ (git-ignored) and the
 test's own temporary directory.
 
 Without Chromium the browser tests are skipped with the reason, except in CI (CI set), where
