@@ -5,7 +5,8 @@ The service is started by docs/operations.md's own commands for a service with r
 example rules file copied, a file state store under `$PWD`), in a scratch directory that links
 to the checkout, reading the simulator; each curl line is taken from the documents' text and run
 by bash with `$URL` set to the service's address. Nothing is retyped: an example that changes is
-run as changed.
+run as changed. Where docs/ is not there (the build's upload), the same service is started by
+the container's command, and the README's examples still run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +30,7 @@ import requests
 from collector.cli.serve import serving
 from collector.env_names import PREFIXES
 from collector.simulator import Simulator
-from tests.helpers import ROOT, free_port, service_env
+from tests.helpers import ROOT, free_port, gunicorn, service_env
 from tests.test_docs import README, code_blocks, section
 
 DOCS = ROOT / "docs"
@@ -73,9 +75,16 @@ def operations_block(marker: str) -> str:
 
 @pytest.fixture(scope="module")
 def live(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    if not OPERATIONS.exists():
-        pytest.skip("docs/ is not part of the build upload")
     here = tmp_path_factory.mktemp("checkout")
+    # The build uploads no docs/: there the same service is started without its commands.
+    start = documented if OPERATIONS.exists() else shipped
+    with start(sim, here) as url:
+        yield Live(url, here / "service.log", here / "collector-state.json", sim)
+
+
+@contextmanager
+def documented(sim: Simulator, here: Path) -> Iterator[str]:
+    """The service started by docs/operations.md's commands, run by bash in `here`."""
     for name in LINKED:
         (here / name).symlink_to(ROOT / name)
     # The documented `.venv/bin/gunicorn` is this interpreter's gunicorn.
@@ -85,8 +94,7 @@ def live(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIXES)}
     env.update(service_env(sim, LOG_FORMAT="text"), PORT=str(port))
-    log = here / "service.log"
-    with log.open("w") as out:
+    with (here / "service.log").open("w") as out:
         proc = subprocess.Popen(
             ["bash", "-e", "-c", commands],
             cwd=here,
@@ -97,11 +105,25 @@ def live(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        assert serving(proc, url, 90), log.read_text()[-3000:]
-        yield Live(url, log, here / "collector-state.json", sim)
+        assert serving(proc, url, 90), (here / "service.log").read_text()[-3000:]
+        yield url
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+@contextmanager
+def shipped(sim: Simulator, here: Path) -> Iterator[str]:
+    """The same service (the example rules, a state file in `here`) under the container's
+    command."""
+    env = service_env(
+        sim,
+        LOG_FORMAT="text",
+        COLLECTOR_RULES=str(ROOT / "rules.example.yaml"),
+        STATE_STORE=f"file:{here / 'collector-state.json'}",
+    )
+    with gunicorn(env, here / "service.log", workers=1, threads=8) as service:
+        yield service.base
 
 
 # -- the README -------------------------------------------------------------------------------
@@ -199,39 +221,33 @@ def test_the_log_line_operations_shows_is_what_the_service_writes(live: Live) ->
 ROUTES = ("/distinct-users", "/events", "/active-users", "/check", "/rules", "/status", "/healthz")
 
 
-def named_requests() -> list[tuple[str, str]]:
-    """(document, request) for each `GET /path?...` or `/path?query` the documents show."""
-    found = []
-    for doc in DOCUMENTS:
-        path = ROOT / doc
-        if not path.exists():
-            continue
-        text = path.read_text()
-        shown = re.findall(r"\b(?:GET|POST) (/[a-z-]+(?:\?[^\s`]*)?)", text)
-        shown += re.findall(r"`(/[a-z-]+\?[^\s`]+)`", text)
-        found += [(doc, s) for s in dict.fromkeys(shown) if s.split("?")[0] in ROUTES]
-    return found
-
-
-NAMED = named_requests()
+def named_requests(doc: str) -> list[str]:
+    """Each `GET /path?...` or `/path?query` a document shows, of this service's routes."""
+    text = (ROOT / doc).read_text()
+    shown = re.findall(r"\b(?:GET|POST) (/[a-z-]+(?:\?[^\s`]*)?)", text)
+    shown += re.findall(r"`(/[a-z-]+\?[^\s`]+)`", text)
+    return [s for s in dict.fromkeys(shown) if s.split("?")[0] in ROUTES]
 
 
 def test_the_documents_name_the_requests_this_module_runs() -> None:
-    named = {r for _, r in NAMED}
-    assert "/check?dry_run=1" in named and "/rules" in named and "/status" in named
+    assert {"/check?dry_run=1", "/rules", "/status"} <= set(named_requests("README.md"))
     if DOCS.is_dir():
-        assert "/events?minutes=60" in named and "/check" in named
+        named = named_requests("docs/operations.md") + named_requests("docs/architecture.md")
+        assert {"/events?minutes=60", "/check", "/check?dry_run"} <= set(named)
 
 
-@pytest.mark.parametrize(("doc", "target"), NAMED, ids=[f"{d}:{t}" for d, t in NAMED])
-def test_every_request_the_documents_name_is_answered(live: Live, doc: str, target: str) -> None:
-    r = requests.get(f"{live.url}{target}", timeout=60)
-    assert r.status_code == 200, (doc, target, r.text[:500])
-    if target == "/status":
-        assert r.headers["Content-Type"].startswith("text/html") and "<h1>Rule status" in r.text
-        assert all(f'id="rule-{name}"' in r.text for name in EXAMPLE_RULES)
-    else:
-        assert "error" not in r.json()
+@pytest.mark.parametrize("doc", DOCUMENTS)
+def test_every_request_a_document_names_is_answered(live: Live, doc: str) -> None:
+    if not (ROOT / doc).exists():
+        pytest.skip("docs/ is not part of the build upload")
+    for target in named_requests(doc):
+        r = requests.get(f"{live.url}{target}", timeout=60)
+        assert r.status_code == 200, (doc, target, r.text[:500])
+        if target == "/status":
+            assert r.headers["Content-Type"].startswith("text/html"), target
+            assert all(f'id="rule-{name}"' in r.text for name in EXAMPLE_RULES)
+        else:
+            assert "error" not in r.json(), (doc, target, r.json())
 
 
 # -- docs/contract.md -------------------------------------------------------------------------
