@@ -11,6 +11,8 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from collector.alerting.store import FileStateStore
 from collector.simulator import Simulator
 from tests.helpers import ROOT, service_env
@@ -89,14 +91,52 @@ def test_a_dry_run_that_cannot_read_the_state_is_a_503_that_spent_nothing(
     assert store.path.read_text() == '{"rules": {"busy": '
 
 
+ACCEPTED = 'use dry_run=1 or dry_run=0, or "dry_run": true or false in a JSON body'
+
+
 def test_dry_run_must_be_a_boolean(sim: Simulator, store: FileStateStore) -> None:
     http = app_for(sim, rules_doc(BUSY), store, NOW).test_client()
     queries = sim.queries
     r = http.get("/check?dry_run=maybe")
     assert r.status_code == 400
-    assert r.get_json()["error"] == "dry_run='maybe' is not a boolean: use dry_run=1 or dry_run=0"
+    assert r.get_json()["error"] == f"dry_run='maybe' is not a boolean: {ACCEPTED}"
     assert "allowed: dry_run, rule" in http.get("/check?dryrun=1").get_json()["error"]
     assert sim.queries == queries
+
+
+def test_a_json_true_is_a_dry_run_and_a_json_false_a_real_run(
+    sim: Simulator, store: FileStateStore, hook: WebhookReceiver
+) -> None:
+    # docs/operations.md shows {"dry_run": true}; before, both booleans were a 400.
+    http = app_for(sim, rules_doc(BUSY), store, NOW, hook.url).test_client()
+    dry = http.post("/check", json={"dry_run": True})
+    assert dry.status_code == 200, dry.get_json()
+    assert dry.get_json()["dry_run"] is True and dry.get_json()["saved"] is False
+    assert snapshot(store) == (None, False) and hook.received == []
+    real = http.post("/check", json={"dry_run": False})
+    assert real.status_code == 200, real.get_json()
+    assert "dry_run" not in real.get_json() and real.get_json()["rules"][0]["notified"]
+    assert [n["body"]["kind"] for n in accepted(hook)] == ["firing"]
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"dry_run": "maybe"}, f"dry_run='maybe' is not a boolean: {ACCEPTED}"),
+        ({"dry_run": 2}, f"dry_run='2' is not a boolean: {ACCEPTED}"),
+        ({"dry_run": None}, f"dry_run must be a boolean, not null: {ACCEPTED}"),
+        ({"dry_run": {"on": True}}, f"dry_run must be a boolean, not an object: {ACCEPTED}"),
+        ({"dry_run": [True, False]}, "parameter 'dry_run' is given more than once"),
+    ],
+)
+def test_a_json_dry_run_that_is_no_boolean_is_a_400_saying_what_is_accepted(
+    sim: Simulator, store: FileStateStore, body: dict, error: str
+) -> None:
+    http = app_for(sim, rules_doc(BUSY), store, NOW).test_client()
+    queries = sim.queries
+    r = http.post("/check", json=body)
+    assert r.status_code == 400 and r.get_json()["error"] == error
+    assert sim.queries == queries and snapshot(store) == (None, False)
 
 
 def test_the_command_dry_runs_the_example_rules_with_no_store_and_no_secret(

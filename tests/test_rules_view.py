@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from collector.alerting.rules import parse_rules
 from collector.alerting.store import FileStateStore
 from collector.app import create_app
@@ -106,3 +108,33 @@ def test_rules_answers_get_only(store: FileStateStore) -> None:
     r = app.test_client().post("/rules")
     assert r.status_code == 405 and r.get_json()["hint"] == "use GET for /rules"
     assert app.test_client().head("/rules").status_code == 200  # no query to spend
+
+
+@pytest.mark.parametrize(
+    ("condition", "says"),
+    [
+        ({"above": 5000}, "above 5,000"),
+        ({"below": 10}, "below 10"),
+        ({"below": 10, "for_runs": 2}, "below 10, 2 runs in a row"),
+        ({"drop_pct": 50}, "drops 50% against the previous 60 minutes"),
+        ({"rise_pct": 20, "baseline_windows": 3}, "rises 20% against the average of the 3 "
+         "previous 60-minute windows"),
+        ({"drop_pct": 50, "baseline": "week"}, "drops 50% against the same window a week "
+         "earlier"),
+        ({"drop_pct": 30, "baseline": "day"}, "drops 30% against the same window a day earlier"),
+        ({"rise_pct": 80, "baseline": "day", "baseline_windows": 3}, "rises 80% against the "
+         "average of the same window on the 3 days before"),
+        ({"drop_pct": 12.5, "baseline": "week", "baseline_windows": 4}, "drops 12.5% against "
+         "the average of the same window in the 4 weeks before"),
+    ],
+)  # fmt: skip
+def test_fires_when_names_the_condition_and_its_baseline(
+    store: FileStateStore, condition: dict, says: str
+) -> None:
+    # Before, /status said "drop of 50%" and nothing of what the drop was measured against.
+    settings = make_settings()
+    rule = {"name": "r", "metric": "events", "window_minutes": 60, **condition}
+    rules = parse_rules(rules_doc(rule), {"HOOK_URL": "http://127.0.0.1:9/x", "HOOK_KEY": "k"})
+    app = create_app(settings, reader=CountingReader(settings), rules=rules, store=store)
+    [shown] = app.test_client().get("/rules").get_json()["rules"]
+    assert shown["fires_when"] == says

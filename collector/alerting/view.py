@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from collector.alerting.message import condition_text, number
 from collector.alerting.rules import Rule, RuleSet
 
 NEVER_CHECKED = "UNCHECKED"
@@ -33,6 +34,7 @@ def _rule(rule: Rule, state: dict[str, Any]) -> dict[str, Any]:
         "metric": rule.metric,
         "condition": rule.condition,
         "threshold": rule.threshold,
+        "fires_when": fires_when(rule),
         "window_minutes": rule.window_minutes,
         "severity": rule.severity,
         "notify": list(rule.notify),
@@ -50,6 +52,29 @@ def _rule(rule: Rule, state: dict[str, Any]) -> dict[str, Any]:
     if rule.events:
         out["events"] = list(rule.events)
     return out
+
+
+def fires_when(rule: Rule) -> str:
+    """The rule's condition in words, with what a drop or rise is measured against: `above
+    5,000`, `drops 50% against the same window a week earlier`, `, 2 runs in a row`."""
+    if rule.condition.endswith("_pct"):
+        verb = "drops" if rule.condition == "drop_pct" else "rises"
+        text = f"{verb} {number(rule.threshold)}% against {_baseline(rule)}"
+    else:
+        text = condition_text(rule.condition, rule.threshold)
+    return text + (f", {rule.for_runs} runs in a row" if rule.for_runs > 1 else "")
+
+
+def _baseline(rule: Rule) -> str:
+    n, minutes = rule.baseline_windows, number(rule.window_minutes)
+    if rule.baseline == "previous":
+        if n == 1:
+            return f"the previous {minutes} minutes"
+        return f"the average of the {n} previous {minutes}-minute windows"
+    if n == 1:
+        return f"the same window a {rule.baseline} earlier"
+    on = "on" if rule.baseline == "day" else "in"
+    return f"the average of the same window {on} the {n} {rule.baseline}s before"
 
 
 def _pending(entry: dict[str, Any]) -> dict[str, Any]:

@@ -22,13 +22,14 @@ def check() -> Any:
     rt = current_app.extensions["collector"]
     started = time.monotonic()
     try:
+        # Query string and JSON body (chunked or not), read as the metric routes read them:
+        # a malformed request is the caller's to fix, with or without rules.
+        asked = check_request(request_params())
         if rt.checker is None:
             raise NotConfigured(
                 "no alert rules are configured: set COLLECTOR_RULES to a rules "
                 "file (see rules.example.yaml)"
             )
-        # Query string and JSON body (chunked or not), read as the metric routes read them.
-        asked = check_request(request_params())
         body, status = rt.checker.run(asked.rules, dry_run=asked.dry_run), 200
     except CollectorError as exc:
         body, status = error_answer(exc)

@@ -3,12 +3,13 @@ MetricRequest."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 
 from collector.config import Settings
 from collector.errors import BadRequest
@@ -21,6 +22,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # Mixpanel's `time` is epoch seconds: 
 WINDOW_PARAMS = frozenset({"from", "to", "minutes", "lag", "days", "event"})
 DATE_PARAMS = frozenset({"date"})
 CHECK_PARAMS = frozenset({"rule", "dry_run"})
+FLAG_PARAMS = frozenset({"dry_run"})  # booleans: true/false in a JSON body, 1/0 in a query
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode's control characters (Cc)
 TRUE, FALSE = frozenset({"", "1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
 
 
@@ -35,10 +38,46 @@ def request_params() -> dict[str, list[str]]:
                 "send parameters as a JSON object (Content-Type: application/json) "
                 "or in the query string"
             )
-        body = request.get_json(silent=True)
-        if body is None:
-            raise BadRequest("the request body is not valid JSON")
+        body = _json_body()
     return merge_params(request.args.to_dict(flat=False), body)
+
+
+def no_params(path: str) -> None:
+    """Refuse any parameter: for the endpoints that take none (/healthz, /rules, /status)."""
+    _check_known(request_params(), frozenset(), path)
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json keeps the last of two equal keys; the same key twice in a query string is a 400.
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def _json_body() -> Any:
+    # Through the app's JSON provider, which turns nesting past the parser's limit into an
+    # error of the body instead of a crash.
+    try:
+        body = current_app.json.loads(request.get_data(), object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise BadRequest(
+            f"key {exc.key[:40]!r} is given more than once in the JSON body: give each "
+            'parameter once (several values as a list: {"event": ["Sign Up", "Purchase"]})'
+        ) from None
+    except ValueError:  # UnicodeDecodeError included
+        raise BadRequest("the request body is not valid JSON") from None
+    if body is None:
+        raise BadRequest('the JSON body must be an object, e.g. {"minutes": 60}')
+    return body
 
 
 def merge_params(args: Mapping[str, list[str]], body: Any) -> dict[str, list[str]]:
@@ -59,10 +98,34 @@ def merge_params(args: Mapping[str, list[str]], body: Any) -> dict[str, list[str
         if key in merged:
             raise BadRequest(f"parameter {key!r} is given both in the query string and the body")
         values = value if isinstance(value, list) else [value]
-        if not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in values):
-            raise BadRequest(f"parameter {key!r} must be a string, a number or a list of those")
-        merged[key] = [str(v) for v in values]
+        merged[key] = [_body_value(key, v) for v in values]
     return merged
+
+
+def _body_value(key: str, value: Any) -> str:
+    """One value of a JSON body as the query string would carry it; true and false only where
+    a flag is, where they mean what 1 and 0 mean."""
+    if isinstance(value, bool):
+        if key in FLAG_PARAMS:
+            return "true" if value else "false"
+    elif isinstance(value, str | int | float):
+        return str(value)
+    if key in FLAG_PARAMS:
+        raise BadRequest(f"{key} must be a boolean, not {_json_kind(value)}: {_flag_hint(key)}")
+    raise BadRequest(
+        f"parameter {key[:40]!r} takes a string or a number, not {_json_kind(value)} "
+        f"(true and false are for {', '.join(sorted(FLAG_PARAMS))})"
+    )
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    return "an object" if isinstance(value, dict) else "a list inside a list"
+
+
+def _flag_hint(name: str) -> str:
+    return f'use {name}=1 or {name}=0, or "{name}": true or false in a JSON body'
 
 
 def _single(params: dict[str, list[str]], name: str) -> str | None:
@@ -84,12 +147,14 @@ def _integer(raw: str, name: str, low: int, high: int) -> int:
     return value
 
 
-def _check_known(params: dict[str, list[str]], allowed: frozenset[str]) -> None:
+def _check_known(params: dict[str, list[str]], allowed: frozenset[str], path: str = "") -> None:
     unknown = sorted(set(params) - allowed)
     if unknown:
+        takes = f"{path} takes no parameters"
+        if allowed:
+            takes = f"allowed: {', '.join(sorted(allowed))}"
         raise BadRequest(
-            f"unknown parameter(s): {', '.join(repr(u[:40]) for u in unknown[:5])}; "
-            f"allowed: {', '.join(sorted(allowed))}"
+            f"unknown parameter(s): {', '.join(repr(u[:40]) for u in unknown[:5])}; {takes}"
         )
 
 
@@ -104,6 +169,13 @@ def _events(params: dict[str, list[str]]) -> tuple[str, ...]:
             # A lone surrogate ("\ud800" in a JSON body) is no event name, and no log line
             # can carry it: the request's summary entry would be lost.
             raise BadRequest(f"event name {name[:40]!r} is not valid Unicode text")
+        control = CONTROL.search(name)
+        if control:
+            raise BadRequest(
+                f"event name {name[:40]!r} holds a control character "
+                f"(U+{ord(control.group()):04X}): event names are printable text, as Mixpanel "
+                "shows them"
+            )
     return tuple(dict.fromkeys(names))  # keep order, drop repeats
 
 
@@ -221,4 +293,4 @@ def check_request(params: dict[str, list[str]]) -> CheckRequest:
         return CheckRequest(params.get("rule", []))
     if raw.strip().lower() in TRUE:  # `?dry_run` alone counts as asking for it
         return CheckRequest(params.get("rule", []), dry_run=True)
-    raise BadRequest(f"dry_run={raw[:20]!r} is not a boolean: use dry_run=1 or dry_run=0")
+    raise BadRequest(f"dry_run={raw[:20]!r} is not a boolean: {_flag_hint('dry_run')}")

@@ -18,7 +18,7 @@ from werkzeug.utils import cached_property
 from collector import __version__
 from collector.errors import CollectorError
 from collector.http.errors import error_answer
-from collector.http.params import date_request, request_params, window_request
+from collector.http.params import date_request, no_params, request_params, window_request
 from collector.metrics.by_event import NameCounts
 from collector.metrics.service import MetricRequest, compute
 
@@ -101,6 +101,11 @@ def active_users() -> Any:
 @bp.route("/healthz", methods=["GET"])
 def healthz() -> Any:
     # Liveness only: never spends an Export query.
+    try:
+        no_params("/healthz")
+    except CollectorError as exc:
+        body, status = error_answer(exc)
+        return jsonify(body), status
     left = _runtime().budget.remaining()
     return jsonify({"status": "ok", "version": __version__, "queries_left_this_hour": left})
 

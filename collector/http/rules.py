@@ -10,6 +10,7 @@ from collector.alerting.preflight import read_state
 from collector.alerting.view import rule_states
 from collector.errors import CollectorError, NotConfigured
 from collector.http.errors import error_answer
+from collector.http.params import no_params
 from collector.window import iso
 
 bp = Blueprint("rules", __name__)
@@ -38,6 +39,7 @@ def rules_view() -> dict[str, Any]:
 @bp.route("/rules", methods=["GET"])
 def rules() -> Any:
     try:
+        no_params("/rules")
         return jsonify(rules_view())
     except CollectorError as exc:
         body, code = error_answer(exc)

@@ -11,6 +11,7 @@ import numpy as np
 from collector.errors import StoreConflict, StoreError, StoreTimeout
 from collector.ledger.state import SliceState
 from collector.metrics.aggregators import DistinctUsers
+from collector.metrics.name_hint import NamesSeen
 from collector.metrics.service import MetricRequest
 
 log = logging.getLogger("collector.ledger")
@@ -39,9 +40,11 @@ class Answer:
         self.parts = 0
         self.complete = True
         self.as_of: float | None = None
+        self.seen = NamesSeen(request.events)  # for the hint of a name that matched nothing
 
     def fold(self, part: SliceState) -> None:
         self.parts += 1
+        self.seen.see(part.names)
         self.complete = self.complete and part.complete
         self.as_of = part.read_at if self.as_of is None else min(self.as_of, part.read_at)
         wanted = self.wanted

@@ -296,6 +296,7 @@ class LedgerService:
         body["window"] = request.window.as_dict()
         if request.events:
             body["event"] = list(request.events)
+        answer.seen.add_hint(body)
         if not complete:
             body["note"] = PARTIAL_NOTE
         body["export"] = figures.as_dict(time.monotonic() - started)

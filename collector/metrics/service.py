@@ -9,6 +9,7 @@ from collector.export.query import ExportQuery
 from collector.export.reader import ExportReader
 from collector.metrics import METRICS
 from collector.metrics.aggregators import DistinctUsers, EventCounts
+from collector.metrics.name_hint import NamesSeen, Watched
 from collector.window import Window
 
 
@@ -30,7 +31,9 @@ def compute(request: MetricRequest, reader: ExportReader, exact_cap: int = 0) ->
     sink: EventCounts | DistinctUsers = (
         EventCounts() if request.metric == "events" else DistinctUsers(exact_cap)
     )
-    report = reader.read(ExportQuery(request.window, request.events), sink)
+    seen = NamesSeen(request.events)
+    watched = Watched(sink, seen) if request.events else sink
+    report = reader.read(ExportQuery(request.window, request.events), watched)
     if isinstance(sink, EventCounts):
         report.duplicates = sink.duplicates()
     body: dict[str, Any] = {"metric": request.metric}
@@ -39,6 +42,7 @@ def compute(request: MetricRequest, reader: ExportReader, exact_cap: int = 0) ->
     body["window"] = request.window.as_dict()
     if request.events:
         body["event"] = list(request.events)
+    seen.add_hint(body)
     if not report.complete:
         body["note"] = report.note
     body["export"] = report.as_dict()
