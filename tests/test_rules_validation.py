@@ -373,3 +373,19 @@ def test_the_messages_the_operations_guide_quotes_are_the_ones_given(tmp_path: P
     ]:
         assert f"`{quoted.rstrip()}" in guide
         assert quoted in refusal(write(tmp_path, text))
+
+
+def test_a_misspelt_section_is_read_as_the_one_meant(tmp_path: Path) -> None:
+    """Its own mistakes are found in the same try, and the rules that use it are not blamed."""
+    path = write(
+        tmp_path,
+        "notifier:\n  log: {type: log}\n"
+        "defauts: {window_minutes: 60, notify: [log], severity: critcal}\n"
+        "rules:\n  - {name: r, metric: events, below: 1}\n",
+    )
+    assert refusal(path) == (
+        f"invalid rules file {path} (3 problems): "
+        "unknown top-level field 'notifier': did you mean 'notifiers'?; "
+        "unknown top-level field 'defauts': did you mean 'defaults'?; "
+        "defaults: field 'severity' is 'critcal': did you mean 'critical'?"
+    )

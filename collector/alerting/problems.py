@@ -31,17 +31,21 @@ class Problems:
         known: Collection[str],
         whose: str,
         what: str = "field",
-    ) -> None:
+    ) -> dict[str, Any]:
         """One problem per field of `given` that is not `known`, with the field it most
         likely stands for (that field is then not reported missing, see `missing`), else the
-        fields there are: `whose` names them ("a rule's fields")."""
+        fields there are: `whose` names them ("a rule's fields"). Returns each field meant and
+        the misspelt key that stands for it."""
+        stands_for: dict[str, Any] = {}
         for key in (k for k in given if k not in known):
             meant = closest(key, known) if isinstance(key, str) else None
             if meant is None:
                 self.add(where, f"unknown {what} {shown(key)} ({whose}: {', '.join(known)})")
                 continue
             self._meant.add((where, meant))
+            stands_for.setdefault(meant, key)
             self.add(where, f"unknown {what} {shown(key)}: did you mean '{meant}'?")
+        return stands_for
 
     def missing(self, where: str, field: str, give: str) -> None:
         """A required field is absent, unless a misspelt field already stands for it."""

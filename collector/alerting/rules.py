@@ -114,7 +114,10 @@ def parse_rules(raw: Any, env: Mapping[str, str], source: str = "rules") -> Rule
         problems.add("", f"the file is {shown(raw)}: give a mapping with a 'rules:' list")
     if not isinstance(raw, dict):
         raise _refusal(source, problems)
-    problems.unknown("", raw, TOP_FIELDS, "the file's fields", "top-level field")
+    misspelt = problems.unknown("", raw, TOP_FIELDS, "the file's fields", "top-level field")
+    # A misspelt section (`notifier:`) is read as the one meant, so that its own mistakes are
+    # found now and its absence does not make every rule's look wrong.
+    raw = {**{field: raw[key] for field, key in misspelt.items() if field not in raw}, **raw}
     declared, notifiers = check_notifiers(raw.get("notifiers"), env, problems)
     defaults = check_defaults(raw.get("defaults"), declared, problems)
     incomplete = raw.get("incomplete_after_runs", 3)
