@@ -27,7 +27,7 @@ from collector.http.rules import bp as rules_bp
 from collector.http.status import bp as status_bp
 from collector.ledger.service import LedgerService, build_ledger
 from collector.logs import protect, setup_logging
-from collector.startup import log_started, refuse
+from collector.startup import load_settings, log_started, refuse
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -128,7 +128,7 @@ def create_app(
     ConfigError stops start-up with one CRITICAL entry naming what to fix."""
     if settings is None:
         try:
-            settings = Settings.from_env()
+            settings = load_settings()
         except ConfigError as exc:
             refuse(exc.message)
             raise

@@ -9,12 +9,13 @@ names for its notifiers' secrets (`url_env: NOTIFY_SLACK_URL`).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from collector.suggest import closest
 
 PREFIXES = (
     "MIXPANEL_",
@@ -56,10 +57,10 @@ def unknown_settings(
     for name in sorted(env):
         if not name.startswith(PREFIXES) or name in legitimate:
             continue
-        close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+        meant = closest(name, names)
         hint = (
-            f"did you mean {close[0]}?"
-            if close
+            f"did you mean {meant}?"
+            if meant
             else "no setting has that name (the README's Configuration lists them); unset it"
         )
         problems.append(f"{name} is not a setting of this service: {hint}")

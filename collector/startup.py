@@ -17,7 +17,7 @@ from dataclasses import fields
 from typing import Any
 
 from collector import __version__
-from collector.alerting.rules import RuleSet
+from collector.alerting.rules import RuleSet, load_rules
 from collector.config import Secret, Settings
 from collector.errors import ConfigError
 from collector.logs import setup_logging
@@ -71,6 +71,25 @@ def refuse(message: str, settings: Settings | None = None) -> None:
     )
 
 
+def load_settings(
+    env: Mapping[str, str] | None = None, *, state_store_required: bool = True
+) -> Settings:
+    """The settings (`Settings.from_env`). A refusal names the rules file's problems too, so
+    that one message names every problem of the configuration rather than one part per try."""
+    env = os.environ if env is None else env
+    try:
+        return Settings.from_env(env, state_store_required=state_store_required)
+    except ConfigError as exc:
+        rules = env.get("COLLECTOR_RULES", "").strip()
+        if not rules:
+            raise
+        try:
+            load_rules(rules, env)
+        except ConfigError as also:
+            raise ConfigError(f"{exc.message}; {also.message}") from None
+        raise
+
+
 def validate_or_exit() -> None:
     """Load the configuration as a worker would (settings, rules, state store); if it does not
     load, log the refusal once and exit with EXIT_CONFIG. For gunicorn's arbiter."""
@@ -80,7 +99,7 @@ def validate_or_exit() -> None:
 
     settings = None
     try:
-        settings = Settings.from_env()
+        settings = load_settings()
         load_alerting(settings)
     except ConfigError as exc:
         refuse(exc.message, settings)

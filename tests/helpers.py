@@ -75,6 +75,22 @@ class CountingReader(ExportReader):
         return ExportReport(complete=True, attempts=1)
 
 
+def collector_command(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """The real `python -m collector ARGS`, in the checkout, with this environment added to
+    the process's, less any rules or state store of this machine's (COLLECTOR_*, STATE_*)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("COLLECTOR_", "STATE_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "collector", *args],
+        cwd=ROOT,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -76,7 +76,7 @@ def base() -> dict:
         (lambda d: d["rules"][2].update(name="signups-low"), "the name is used twice"),
         (lambda d: d["rules"][2].update(severity="meh"), "field 'severity'"),
         (lambda d: d["rules"][2].update(metric="active_users", events=["x"]), "remove 'events'"),
-        (lambda d: d.update(rules=[]), "non-empty list"),
+        (lambda d: d.update(rules=[]), "'rules' is empty"),
         (lambda d: d["notifiers"]["slack"].update(type="email"), "notifier 'slack': field 'type'"),
         (
             lambda d: d["notifiers"]["log"].update(url_env="X"),

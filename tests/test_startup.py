@@ -75,19 +75,44 @@ def test_a_refusal_in_text_mode_is_one_line() -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_a_bad_rules_file_is_refused_the_same_way(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "state_store", "message"),
+    [
+        (
+            "rules: [{name: a, metric: events, window_minutes: 5, abov: 1}]\n",
+            True,
+            "invalid rules file {path}: rule 'a': unknown field 'abov': did you mean 'above'?",
+        ),
+        (
+            "rules:\n  - name: a\n    metric: events\n   above: 1\n",
+            True,
+            "invalid rules file {path}, line 4, column 4: not valid YAML: expected <block end>, "
+            "but found '<block mapping start>' (while parsing a block collection at line 2, "
+            "column 3)",
+        ),
+        (  # the settings' problems and the file's, in the one entry
+            "rules: []\n",
+            False,
+            "invalid configuration: COLLECTOR_RULES is set but STATE_STORE is not: rule state "
+            "needs a durable place; set STATE_STORE=gs://<bucket>/<object> (on Cloud Run) or "
+            "STATE_STORE=file:/absolute/path.json (one machine); "
+            "invalid rules file {path}: 'rules' is empty: give at least one rule",
+        ),
+    ],
+)
+def test_a_bad_rules_file_is_refused_the_same_way(
+    tmp_path: Path, text: str, state_store: bool, message: str
+) -> None:
     rules = tmp_path / "rules.yaml"
-    rules.write_text("rules: [{name: a, metric: events, window_minutes: 5, abov: 1}]\n")
-    done = refused(
-        {
-            "COLLECTOR_RULES": str(rules),
-            "STATE_STORE": f"file:{tmp_path / 'state.json'}",
-            "LOG_FORMAT": "json",
-        }
-    )
+    rules.write_text(text)
+    env = {"COLLECTOR_RULES": str(rules), "LOG_FORMAT": "json"}
+    if state_store:
+        env["STATE_STORE"] = f"file:{tmp_path / 'state.json'}"
+    done = refused(env)
     assert done.returncode == 3
     [entry] = entries(done.stdout)
-    assert "rule 'a': unknown field 'abov'" in entry["message"]
+    assert entry["message"] == message.format(path=rules)
+    assert entry["config_error"] is True and entry["severity"] == "CRITICAL"
     assert "Traceback" not in done.stdout + done.stderr
 
 

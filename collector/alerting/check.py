@@ -85,6 +85,9 @@ class Checker:
             outcomes, exports = observe_ledger(groups, self.ledger)
         else:
             outcomes, exports = observe(groups, self.reader, self.settings.exact_distinct_cap)
+        # Read in the plan's order (by window); answered in the file's, as /rules lists them.
+        order = {rule.name: i for i, rule in enumerate(self.rules.rules)}
+        outcomes.sort(key=lambda o: order[o.rw.rule.name])
         queries = sum(e.get("queries", 1) for e in exports)
         run = uuid.uuid4().hex[:12]
         if dry_run:

@@ -13,6 +13,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, Protocol
+from urllib.parse import urlparse
 
 from collector.config import Secret
 
@@ -61,6 +62,12 @@ def _numeric(value: Any, name: str) -> int | float:
         number = float(value)  # a numeric string from an older document; else ValueError
         return int(number) if number.is_integer() else number
     return value
+
+
+def http_url(url: str) -> bool:
+    """Whether a notifier can post to `url`: an http(s) URL with a host."""
+    parsed = urlparse(url)
+    return parsed.scheme in {"http", "https"} and bool(parsed.netloc)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,13 @@ import requests
 import urllib3
 
 from collector.alerting.message import notification_text, slack_message
-from collector.alerting.notification import Notification, Notifier, NotifierConfig, sign
+from collector.alerting.notification import (
+    Notification,
+    Notifier,
+    NotifierConfig,
+    http_url,
+    sign,
+)
 from collector.errors import NotifyError
 from collector.export.deadline import Deadline
 from collector.export.transport import new_session, watchdog
@@ -58,7 +64,7 @@ class _Poster:
             raise ValueError(f"notifier '{config.name}' needs a URL (url_env)")
         url = config.url.reveal()
         parsed = urlparse(url)
-        if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        if not http_url(url):
             raise ValueError(f"notifier '{config.name}': the URL is not an http(s) URL")
         self.name = config.name
         self.label = f"{kind} notifier '{config.name}'"

@@ -38,10 +38,10 @@ from collector.alerting.dry_run import EmptyState
 from collector.alerting.store import store_from_url
 from collector.app import build_budget, build_checker
 from collector.cli.args import command
-from collector.config import Settings
 from collector.errors import BadRequest, CollectorError, ConfigError, StateStoreUnavailable
 from collector.export.reader import ExportReader
 from collector.logs import setup_logging
+from collector.startup import load_settings
 
 OK, UNEXPECTED, CONFIG, RULE_ERROR, NOT_NOTIFIED, STORE = 0, 1, 2, 3, 4, 5
 
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if args.rules:
         env["COLLECTOR_RULES"] = args.rules  # validated with the rest, STATE_STORE included
     try:
-        settings = Settings.from_env(env, state_store_required=not args.dry_run)
+        settings = load_settings(env, state_store_required=not args.dry_run)
         if not settings.collector_rules:
             return _fail("no rules: set COLLECTOR_RULES or pass --rules FILE", CONFIG)
         setup_logging(replace(settings, log_format="text"), stream=sys.stderr)

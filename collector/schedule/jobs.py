@@ -68,14 +68,17 @@ def load_jobs_file(path: Path, method: str = "GET", *, optional: bool = False) -
     `optional` is for the service's rules file, which may or may not declare `jobs:`.
     """
     try:
-        import yaml  # only needed for a jobs file
+        from collector.yaml_file import YamlFileError, read_yaml  # only needed for a file
     except ImportError:
         raise JobSpecError("--jobs-file needs PyYAML: pip install pyyaml") from None
 
+    kind = "rules file" if optional else "jobs file"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise JobSpecError(f"cannot read jobs file {path}: {exc}") from None
+        data = read_yaml(path)
+    except OSError as exc:
+        raise JobSpecError(f"cannot read {kind} {path} ({exc.strerror})") from None
+    except YamlFileError as exc:
+        raise JobSpecError(f"invalid {kind} {exc.at(path)}") from None
     entries = data.get("jobs") if isinstance(data, Mapping) else data
     if optional and entries is None:
         return []
