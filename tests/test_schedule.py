@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -627,3 +628,27 @@ def test_without_credentials_a_budget_refusal_comes_first_and_applying_says_what
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.startswith("error: no Google credentials:")
     assert "gcloud auth application-default login" in done.stderr
+
+
+def test_the_example_rules_file_states_the_cost_the_sync_counts_for_its_job() -> None:
+    # Before, its comment said a */15 job costs 16 queries an hour; the sync counts 20 (a run
+    # can still be querying when the rolling hour turns: five runs).
+    example = Path(__file__).resolve().parent.parent / "rules.example.yaml"
+    done = offline("--rules", str(example), "--dry-run")
+    assert done.returncode == 0, done.stderr
+    [counted] = [line.strip() for line in done.stdout.splitlines() if "rt-mp-check:" in line]
+    counts = re.fullmatch(
+        r"rt-mp-check: (\d+) runs x \(1 \+ (\d+) retries\) x (\d+) queries = (\d+)", counted
+    )
+    assert counts is not None, counted
+    runs, retries, per_run, total = map(int, counts.groups())
+    comment = " ".join(
+        line.lstrip("# ") for line in example.read_text().splitlines() if line.startswith("#")
+    )
+    said = re.search(
+        r"One /check every 15 minutes costs at most (\d+) Export queries in a rolling hour: "
+        r"(\d+) runs .* x EXPORT_MAX_ATTEMPTS \((\d+)\)",
+        comment,
+    )
+    assert said is not None, comment
+    assert (int(said[1]), int(said[2]), int(said[3]), retries) == (total, runs, per_run, 0)
