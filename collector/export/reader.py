@@ -116,7 +116,7 @@ class ExportReader:
             # and a retry may reuse the pooled keep-alive socket an earlier attempt registered.
             with watchdog(deadline):
                 while True:
-                    stop = self.budget.take(deadline, report.attempts + 1, self.sleep)
+                    stop = self.budget.take(deadline, self.sleep)
                     if stop is not None:
                         policy = policy.increment(stop)
                         break
