@@ -11,6 +11,7 @@ both decide with `take`, here, from `try_acquire` and `hourly_wait`.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -58,9 +59,10 @@ class QueryBudget:
             self._forget_old(now)
             if len(self._spent) >= self.per_hour:
                 return 3600.0 - (now - self._spent[0])
-            recent = [t for t in self._spent if now - t < 1.0]
+            # From the newest back: the hour may hold far more than a second (a simulator's).
+            recent = list(itertools.takewhile(lambda t: now - t < 1.0, reversed(self._spent)))
             if len(recent) >= self.per_second:
-                return 1.0 - (now - recent[0])
+                return 1.0 - (now - recent[-1])
             self._spent.append(now)
             return 0.0
 
