@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from collector import __version__
+from collector.cli.serve import __doc__ as serve_doc
 from tests.helpers import ROOT, read_banner
 
 
@@ -105,6 +106,9 @@ def test_seventy_curls_in_a_row_all_answer(served: Served) -> None:
         "budget:    100000 Export queries an hour, 1000 a second (the simulator enforces no "
         "limit; against Mixpanel the service keeps its 60 and 3)"
     )
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "`serve --simulator` sets 100000 / 1000)" in readme
+    assert "budget of 100000 an hour and 1000 a second" in " ".join(serve_doc.split())
     url = served.url("service:") + "/distinct-users?minutes=60"
     curl = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url]
     codes = [

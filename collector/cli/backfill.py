@@ -173,8 +173,12 @@ def _processes(args: argparse.Namespace) -> int:
 
     def relay(proc: subprocess.Popen[str]) -> None:
         for text in proc.stdout:  # type: ignore[union-attr]
-            line = json.loads(text)
             with lock:
+                try:
+                    line = json.loads(text)
+                except ValueError:  # not one of ours: passed on as it came
+                    print(text, end="", flush=True)
+                    continue
                 if "summary" in line:
                     tally.add(line)
                 else:
