@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,11 @@ REGION_URLS = {
 }
 
 T = TypeVar("T")
+
+# Mixpanel's Export limits per project: queries an hour, and a second.
+MIXPANEL_QUERIES_PER_HOUR, MIXPANEL_QUERIES_PER_SECOND = 60, 3
+# What an export on this machine (the simulator, which enforces no limit) may be given instead.
+LOOPBACK_QUERIES_PER_HOUR, LOOPBACK_QUERIES_PER_SECOND = 100_000, 1_000
 
 
 class Secret:
@@ -122,6 +128,7 @@ class _Reader:
         parse: Callable[[str], T],
         low: float,
         high: float,
+        why: str = "",
     ) -> T:
         raw = self.text(name)
         if raw is None:
@@ -132,7 +139,10 @@ class _Reader:
             self.problems.append(f"{name}={raw!r} is not a number")
             return default
         if not low <= value <= high:  # type: ignore[operator]
-            self.problems.append(f"{name}={raw} is out of range: allowed {low:g} to {high:g}")
+            because = f" ({why})" if why else ""
+            self.problems.append(
+                f"{name}={raw} is out of range: allowed {low:g} to {high:g}{because}"
+            )
         return value
 
     def flag(self, name: str, default: bool) -> bool:
@@ -232,8 +242,7 @@ def _build(r: _Reader, state_store_required: bool = True) -> Settings:
         export_max_attempts=r.number("EXPORT_MAX_ATTEMPTS", 4, int, 1, 20),
         export_connect_timeout_seconds=connect_timeout,
         export_read_timeout_seconds=read_timeout,
-        export_queries_per_hour=r.number("EXPORT_QUERIES_PER_HOUR", 60, int, 1, 60),
-        export_queries_per_second=r.number("EXPORT_QUERIES_PER_SECOND", 3, int, 1, 3),
+        **_query_budget(r, parsed.hostname),
         export_backoff_base_seconds=backoff_base,
         export_backoff_cap_seconds=backoff_cap,
         export_gzip=r.flag("EXPORT_GZIP", True),
@@ -255,6 +264,42 @@ def _build(r: _Reader, state_store_required: bool = True) -> Settings:
         **_ledger(r),
         budget_store=_budget_store(r),
     )
+
+
+def _query_budget(r: _Reader, host: str | None) -> dict[str, int]:
+    """EXPORT_QUERIES_PER_HOUR / _PER_SECOND: at most Mixpanel's limits, which it enforces per
+    project; more only for an export on this machine (a loopback MIXPANEL_EXPORT_URL, such as
+    the simulator), which enforces none."""
+    local = _loopback(host)
+    out = {}
+    for unit, mixpanel, loopback in (
+        ("hour", MIXPANEL_QUERIES_PER_HOUR, LOOPBACK_QUERIES_PER_HOUR),
+        ("second", MIXPANEL_QUERIES_PER_SECOND, LOOPBACK_QUERIES_PER_SECOND),
+    ):
+        why = (
+            f"Mixpanel's limit per project; only an export on this machine, a loopback "
+            f"MIXPANEL_EXPORT_URL such as the simulator, may be given up to {loopback}"
+        )
+        out[f"export_queries_per_{unit}"] = r.number(
+            f"EXPORT_QUERIES_PER_{unit.upper()}",
+            mixpanel,
+            int,
+            1,
+            loopback if local else mixpanel,
+            why="" if local else why,
+        )
+    return out
+
+
+def _loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 SLICE_MINUTES = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)  # those that cut an hour evenly

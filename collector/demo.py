@@ -123,6 +123,16 @@ def _check(body: dict[str, Any], truth: int | None) -> str:
     return "ok" if body["value"] <= truth else "WRONG: partial above the truth"
 
 
+def _why(body: dict[str, Any]) -> str:
+    """Why an answer is not complete: why its read stopped and its last error, else its note
+    (its value can equal the truth and still not be proven whole)."""
+    errors = body.get("export", {}).get("errors", [])
+    if not errors:
+        return f"not complete, a lower bound: {body.get('note', '')}"
+    last = errors[-1]
+    return f"not complete, a lower bound: {last['next'].removeprefix('stop: ')}: {last['message']}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m collector.demo",
@@ -201,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             if response.status_code >= 400:
                 print(f"{'':40} -> {cell(body.get('error', ''), 110).rstrip()}")
+            elif body.get("complete") is False:
+                print(f"{'':40} -> {cell(_why(body), 110).rstrip()}")
     finally:
         server.shutdown()
         sim.stop()

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -205,3 +208,42 @@ def gunicorn_service(
     log = tmp_path / "gunicorn.log"
     with gunicorn(full, log, workers=workers, threads=threads) as service:
         yield service.base, service.proc, service.log
+
+
+# -- `collector serve` ----------------------------------------------------------------------------
+
+BANNER_END = "Ctrl-C stops it."
+
+
+def read_banner(
+    proc: subprocess.Popen[str], seconds: float = 90, log: list[str] | None = None
+) -> list[str]:
+    """What `collector serve` prints before it serves, up to BANNER_END. Its stderr (gunicorn's
+    log) goes into `log` meanwhile and after, so that a full pipe never stops the service."""
+    lines: queue.Queue[str | None] = queue.Queue()
+    log = [] if log is None else log
+
+    def pump() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    def drain() -> None:
+        for line in proc.stderr:  # type: ignore[union-attr]
+            log.append(line.rstrip("\n"))
+
+    threading.Thread(target=pump, daemon=True).start()
+    threading.Thread(target=drain, daemon=True).start()
+    banner: list[str] = []
+    ready_by = time.monotonic() + seconds
+    while time.monotonic() < ready_by:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            continue
+        if line is None:
+            break
+        banner.append(line)
+        if line == BANNER_END:
+            return banner
+    raise AssertionError(f"no banner: {banner} {log[-30:]}")

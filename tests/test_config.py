@@ -21,6 +21,35 @@ def test_defaults_are_sane_and_region_picks_the_endpoint() -> None:
     assert Settings.from_env({**SA, "MIXPANEL_REGION": "IN"}).export_url == REGION_URLS["in"]
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "127.8.9.10"])
+def test_only_an_export_on_this_machine_may_have_more_than_mixpanels_query_limits(
+    host: str,
+) -> None:
+    # A simulator enforces no limit, so `serve --simulator` gives the service a budget it cannot
+    # spend; Mixpanel enforces 60 an hour and 3 a second per project, so nothing else may.
+    more = {"EXPORT_QUERIES_PER_HOUR": "100000", "EXPORT_QUERIES_PER_SECOND": "1000"}
+    local = Settings.from_env({**SA, "MIXPANEL_EXPORT_URL": f"http://{host}:8081/e", **more})
+    assert (local.export_queries_per_hour, local.export_queries_per_second) == (100000, 1000)
+    for url in ({}, {"MIXPANEL_EXPORT_URL": "https://proxy.example.com/api/2.0/export"}):
+        with pytest.raises(ConfigError) as err:
+            Settings.from_env({**SA, **url, "EXPORT_QUERIES_PER_HOUR": "61"})
+        assert err.value.message == (
+            "invalid configuration: EXPORT_QUERIES_PER_HOUR=61 is out of range: allowed 1 to "
+            "60 (Mixpanel's limit per project; only an export on this machine, a loopback "
+            "MIXPANEL_EXPORT_URL such as the simulator, may be given up to 100000)"
+        )
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env(
+            {
+                **SA,
+                "MIXPANEL_EXPORT_URL": f"http://{host}/e",
+                **more,
+                "EXPORT_QUERIES_PER_SECOND": "1001",
+            }
+        )
+    assert "EXPORT_QUERIES_PER_SECOND=1001 is out of range: allowed 1 to 1000" in err.value.message
+
+
 def test_export_url_overrides_the_region() -> None:
     s = Settings.from_env({**SA, "MIXPANEL_REGION": "eu", "MIXPANEL_EXPORT_URL": "http://x/e"})
     assert s.export_url == "http://x/e"

@@ -248,6 +248,7 @@ NEEDED_BY_THE_TEST_STEP = [
     "tests/reliability/chaos.py",
     "requirements-dev.txt",
     "pyproject.toml",
+    "setup.py",  # tests/test_package.py builds the package
     "ops/dashboard.json",
     "ops/metrics/rt-mp-requests.yaml",
     "Dockerfile",

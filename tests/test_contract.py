@@ -19,12 +19,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from collector.app import create_app
+from collector.config import Settings
 from collector.simulator import Fault, Simulator
+from tests.helpers import service_env
 from tests.reliability.chaos import (
     FAULT_KINDS,
     Scenario,
+    base_hour,
     contract_violations,
+    export_violations,
     make_fault,
+    request_for,
     run_scenario,
 )
 from tests.reliability.common import METRICS, NAMES, small_sim_config
@@ -86,8 +92,26 @@ def test_an_attempt_the_per_second_budget_cannot_fit_is_reported_not_made(chaos_
     assert export["attempts"] == 1
     assert [(e["attempt"], e["kind"]) for e in export["errors"]] == [
         (1, "http_5xx"),
-        (2, "deadline"),
+        (None, "deadline"),  # the attempt it stopped was never made: no number
     ]
+
+
+def test_a_spent_budget_answers_that_no_attempt_was_made(chaos_sim) -> None:
+    # Before, the 503 said `attempts: 0` while its one error said `attempt: 1`.
+    chaos_sim.clear_faults()
+    env = service_env(chaos_sim, EXPORT_QUERIES_PER_HOUR="1", LOG_LEVEL="error")
+    client = create_app(Settings.from_env(env)).test_client()
+    params = request_for("events", base_hour(), 60, ())
+    assert client.get("/events", query_string=params).status_code == 200
+    refused = client.get("/events", query_string=params)
+    body = refused.get_json()
+    assert (refused.status_code, body["code"]) == (503, "budget_exhausted")
+    export = body["export"]
+    assert export["attempts"] == 0
+    assert [(e["attempt"], e["kind"], e["bytes"], e["next"]) for e in export["errors"]] == [
+        (None, "budget", 0, "stop: budget spent")
+    ]
+    assert export_violations(export, False, 60) == []
 
 
 def test_every_line_duplicated_then_a_reset_is_exact_on_the_retry(chaos_sim) -> None:

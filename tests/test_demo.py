@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -34,6 +35,13 @@ def test_the_demo_keeps_the_contract_and_says_how_it_ran() -> None:
     [cut] = [line for line in lines if line.startswith("every attempt cut: partial")]
     assert "connection_broken,connectio… ok" in cut  # a cut cell says it is cut
     assert "every answer kept the contract" in done.stdout
+    # Every answer that is not complete says why on the next line (before, a day's active
+    # users equal to the truth said `False` and no more).
+    rows = lines[lines.index(header) + 2 : lines.index("", lines.index(header))]
+    partial = [i for i, row in enumerate(rows) if row[79:87].strip() == "False"]
+    assert len(partial) >= 2  # "every attempt cut" and the trickle can be nothing else
+    for i in partial:  # why the read stopped, and what its last error was
+        assert re.fullmatch(r" {41}-> not complete, a lower bound: [^:]+: .+", rows[i + 1]), rows[i]
     assert "the webhook received: firing, reminder, resolved (signatures valid: True)" in lines
     assert "Traceback" not in done.stderr
 

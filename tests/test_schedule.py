@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -627,3 +628,51 @@ def test_without_credentials_a_budget_refusal_comes_first_and_applying_says_what
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.startswith("error: no Google credentials:")
     assert "gcloud auth application-default login" in done.stderr
+
+
+EXAMPLE_RULES = Path(__file__).resolve().parent.parent / "rules.example.yaml"
+OPERATIONS = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
+TIMES = "\N{MULTIPLICATION SIGN}"  # the guide's
+
+
+@pytest.fixture(scope="module")
+def example_job_cost() -> tuple[int, int, int]:
+    """What the sync counts for the example rules file's */15 job: runs in the worst rolling
+    hour, queries per run, and their product (the real command, with no Scheduler retries)."""
+    done = offline("--rules", str(EXAMPLE_RULES), "--dry-run")
+    assert done.returncode == 0, done.stderr
+    [counted] = [line.strip() for line in done.stdout.splitlines() if "rt-mp-check:" in line]
+    counts = re.fullmatch(
+        r"rt-mp-check: (\d+) runs x \(1 \+ 0 retries\) x (\d+) queries = (\d+)", counted
+    )
+    assert counts is not None, counted
+    runs, per_run, total = map(int, counts.groups())
+    return runs, per_run, total
+
+
+def test_the_example_rules_file_states_the_cost_the_sync_counts_for_its_job(
+    example_job_cost: tuple[int, int, int],
+) -> None:
+    # Before, its comment said a */15 job costs 16 queries an hour; the sync counts 20 (a run
+    # can still be querying when the rolling hour turns: five runs).
+    comment = " ".join(
+        line.lstrip("# ") for line in EXAMPLE_RULES.read_text().splitlines() if line[:1] == "#"
+    )
+    said = re.search(
+        r"One /check every 15 minutes costs at most (\d+) Export queries in a rolling hour: "
+        r"(\d+) runs .* x EXPORT_MAX_ATTEMPTS \((\d+)\)",
+        comment,
+    )
+    assert said is not None, comment
+    runs, per_run, total = example_job_cost
+    assert (int(said[1]), int(said[2]), int(said[3])) == (total, runs, per_run)
+
+
+@pytest.mark.skipif(not OPERATIONS.exists(), reason="docs/ is not part of the build upload")
+def test_the_operations_guide_states_the_same_cost(example_job_cost: tuple[int, int, int]) -> None:
+    runs, per_run, total = example_job_cost
+    text = " ".join(OPERATIONS.read_text().split())
+    assert (
+        f"`/check` every 15 minutes costs at most {runs} {TIMES} 1 {TIMES} 1 {TIMES} {per_run} = "
+        f"{total} queries in a rolling hour" in text
+    )

@@ -4,13 +4,12 @@ under real gunicorn with the shipped settings."""
 
 from __future__ import annotations
 
+import json
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,9 +20,8 @@ import pytest
 import requests
 
 from collector import __version__
-from tests.helpers import ROOT
-
-BANNER_END = "Ctrl-C stops it."
+from collector.cli.serve import __doc__ as serve_doc
+from tests.helpers import ROOT, read_banner
 
 
 @dataclass
@@ -46,30 +44,6 @@ def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def read_banner(proc: subprocess.Popen[str], seconds: float = 90) -> list[str]:
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        for line in proc.stdout:  # type: ignore[union-attr]
-            lines.put(line.rstrip("\n"))
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    banner: list[str] = []
-    ready_by = time.monotonic() + seconds
-    while time.monotonic() < ready_by:
-        try:
-            line = lines.get(timeout=1)
-        except queue.Empty:
-            continue
-        if line is None:
-            break
-        banner.append(line)
-        if line == BANNER_END:
-            return banner
-    raise AssertionError(f"no banner: {banner} {proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +96,63 @@ def test_every_curl_line_it_prints_is_answered(served: Served) -> None:
     assert {r["state"] for r in rules["rules"]} <= {"OK", "ALERTING", "NO_DATA"}  # checked once
     page = requests.get(served.url("service:") + "/status", timeout=10)
     assert page.status_code == 200 and "<h1>Rule status</h1>" in page.text
+
+
+def test_seventy_curls_in_a_row_all_answer(served: Served) -> None:
+    # Before, the simulator run kept Mixpanel's 60 queries an hour: the 61st curl answered 503
+    # budget_exhausted, "free again in 3581 s".
+    [budget] = [x for x in served.banner if x.startswith("budget:")]
+    assert budget == (
+        "budget:    100000 Export queries an hour, 1000 a second (the simulator enforces no "
+        "limit; against Mixpanel the service keeps its 60 and 3)"
+    )
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "`serve --simulator` sets 100000 / 1000)" in readme
+    assert "budget of 100000 an hour and 1000 a second" in " ".join(serve_doc.split())
+    url = served.url("service:") + "/distinct-users?minutes=60"
+    curl = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url]
+    codes = [
+        subprocess.run(curl, capture_output=True, text=True, timeout=60).stdout for _ in range(70)
+    ]
+    assert codes == ["200"] * 70
+    health = requests.get(served.url("service:") + "/healthz", timeout=10).json()
+    assert 100000 - 80 < health["queries_left_this_hour"] <= 100000 - 70
+
+
+SHIPPED = ("workers", "threads", "worker_class", "timeout", "graceful_timeout", "keepalive")
+
+
+def test_it_runs_the_shipped_gunicorn_settings() -> None:
+    # Before, serve ran 4 threads where gunicorn.conf.py (and the README) say 8.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GUNICORN_")}
+    shipped = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json, collector.gunicorn_config as c; "
+            f"print(json.dumps({{k: str(getattr(c, k)) for k in {SHIPPED!r}}}))",
+        ],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    expected = json.loads(shipped.stdout)
+    assert (expected["threads"], expected["workers"]) == ("8", "1")
+    log: list[str] = []
+    # gunicorn's arbiter logs every setting it runs with at debug level.
+    proc = start("--simulator", env={**clean, "GUNICORN_LOGLEVEL": "debug"})
+    try:
+        read_banner(proc, log=log)
+        until = time.monotonic() + 30
+        while not [x for x in log if x.startswith("  threads: ")] and time.monotonic() < until:
+            time.sleep(0.1)
+        running = dict(m.groups() for m in map(re.compile(r"^  (\w+): (.*)$").match, log) if m)
+        assert {k: running.get(k) for k in SHIPPED} == expected, log[:80]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
 
 
 def test_ctrl_c_stops_both_and_removes_the_temporary_state(served: Served) -> None:

@@ -191,10 +191,10 @@ def test_take_waits_for_the_hour_when_asked_to_and_the_deadline_allows(root, clo
         slept.append(seconds)
         clock.sleep(seconds)
 
-    assert a.take(Deadline(4000, clock), 1, sleep, wait_for_hourly=True) is None
+    assert a.take(Deadline(4000, clock), sleep, wait_for_hourly=True) is None
     assert sum(slept) == pytest.approx(3600 + MARGIN)
     # Without waiting, a spent hour stops the attempt at once, saying when to come back.
-    stop = a.take(Deadline(4000, clock), 1, sleep)
+    stop = a.take(Deadline(4000, clock), sleep)
     assert stop is not None and stop.kind == "budget" and stop.next == "stop: budget spent"
     assert "BUDGET_STORE=file:" in stop.message and "free again in 3600 s" in stop.message
 
@@ -203,7 +203,7 @@ def test_take_does_not_wait_for_an_hour_that_frees_after_the_deadline(root, cloc
     a = budget(root, clock, "a", per_hour=1)
     assert a.try_acquire() == 0.0
     slept: list[float] = []
-    stop = a.take(Deadline(60, clock), 1, slept.append, wait_for_hourly=True)
+    stop = a.take(Deadline(60, clock), slept.append, wait_for_hourly=True)
     assert stop is not None and stop.kind == "budget" and slept == []
     assert "after the deadline (EXPORT_DEADLINE_SECONDS)" in stop.message
 
@@ -211,9 +211,9 @@ def test_take_does_not_wait_for_an_hour_that_frees_after_the_deadline(root, cloc
 def test_the_per_process_budget_waits_for_the_hour_the_same_way(clock):
     local = QueryBudget(per_hour=1, per_second=3, clock=clock)
     assert local.try_acquire() == 0.0
-    assert local.take(Deadline(4000, clock), 1, clock.sleep, wait_for_hourly=True) is None
+    assert local.take(Deadline(4000, clock), clock.sleep, wait_for_hourly=True) is None
     assert clock.t == pytest.approx(T0 + 3600)
-    stop = local.take(Deadline(10, clock), 2, clock.sleep)
+    stop = local.take(Deadline(10, clock), clock.sleep)
     assert stop is not None and "budget of this process is spent" in stop.message
 
 
@@ -225,7 +225,7 @@ def test_a_store_that_fails_stops_the_query_naming_budget_store(root, clock):
     root.rmdir()
     root.write_text("not a directory")
     clock.t += 5.0
-    stop = a.take(Deadline(60, clock), 1, clock.sleep)
+    stop = a.take(Deadline(60, clock), clock.sleep)
     assert stop is not None and stop.kind == "budget" and stop.next == "stop: budget store failed"
     assert stop.message.startswith(f"the project's Export query budget (BUDGET_STORE=file:{root})")
     assert "No query was sent" in stop.message and "unset BUDGET_STORE" in stop.message

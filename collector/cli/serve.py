@@ -4,11 +4,16 @@
     collector serve                  # against Mixpanel, with the settings of the environment
 
 Both listen on loopback, on free ports unless --port is given, and print the curl lines to
-try. With --simulator the service reads the simulator's deterministic events; the rules are
---rules, else $COLLECTOR_RULES, else (with --simulator) ./rules.example.yaml when it is there,
-and their state lives in a temporary file removed on exit unless STATE_STORE is set. With
-LEDGER_STORE set (an absolute directory will do), what is read is kept in the slice ledger and
-`days=N` windows work. Ctrl-C stops both, the service with gunicorn's graceful drain.
+try. gunicorn runs with the shipped settings (collector/gunicorn_config.py, which
+gunicorn.conf.py loads): GUNICORN_* variables and --workers / --threads change them, nothing
+else does. With --simulator the service reads the simulator's deterministic events, with a query
+budget of 100000 an hour and 1000 a second unless EXPORT_QUERIES_PER_HOUR / _PER_SECOND say
+otherwise (the simulator enforces no limit; against Mixpanel the service keeps its 60 and 3).
+The rules are --rules, else $COLLECTOR_RULES, else (with --simulator) the example rules file:
+./rules.example.yaml when it is there, else the copy installed with the package. Their state
+lives in a temporary file removed on exit unless STATE_STORE is set. With LEDGER_STORE set (an
+absolute directory will do), what is read is kept in the slice ledger and `days=N` windows
+work. Ctrl-C stops both, the service with gunicorn's graceful drain.
 """
 
 from __future__ import annotations
@@ -29,11 +34,24 @@ from typing import Any
 import requests
 
 from collector.cli.args import command, port, positive
+from collector.config import (
+    LOOPBACK_QUERIES_PER_HOUR,
+    LOOPBACK_QUERIES_PER_SECOND,
+    MIXPANEL_QUERIES_PER_HOUR,
+    MIXPANEL_QUERIES_PER_SECOND,
+)
 from collector.simulator import SimConfig, Simulator
 
 # The standalone simulator's defaults (python -m collector.simulator), so the docs agree.
 SIM = SimConfig()
+# The checkout's example rules; an installed package has its own copy (the same bytes).
 EXAMPLE_RULES = Path("rules.example.yaml")
+PACKAGED_RULES = Path(__file__).resolve().parent.parent / "rules.example.yaml"
+# The simulator enforces no query limit: the most the settings allow an export on loopback.
+SIM_BUDGET = {
+    "EXPORT_QUERIES_PER_HOUR": str(LOOPBACK_QUERIES_PER_HOUR),
+    "EXPORT_QUERIES_PER_SECOND": str(LOOPBACK_QUERIES_PER_SECOND),
+}
 READY_SECONDS = 60
 GUNICORN = [sys.executable, "-m", "gunicorn", "--config", "python:collector.gunicorn_config"]
 
@@ -56,10 +74,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=port, default=0, help="service port (default: a free one)")
     serve.add_argument("--rules", type=Path, help="rules file for /check, /rules and /status")
     serve.add_argument(
-        "--workers", type=positive, help="gunicorn workers (default: $GUNICORN_WORKERS, else 1)"
+        "--workers",
+        type=positive,
+        help="gunicorn workers (default: $GUNICORN_WORKERS, else the shipped settings')",
     )
     serve.add_argument(
-        "--threads", type=positive, help="threads per worker (default: $GUNICORN_THREADS, else 4)"
+        "--threads",
+        type=positive,
+        help="threads per worker (default: $GUNICORN_THREADS, else the shipped settings')",
     )
     serve.add_argument("--seed", type=int, default=SIM.seed, help="simulator seed")
     serve.add_argument(
@@ -89,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
                 MIXPANEL_SERVICE_ACCOUNT_SECRET=SIM.secret,
                 MIXPANEL_PROJECT_ID=SIM.project_id,
             )
+            for name, value in SIM_BUDGET.items():
+                env.setdefault(name, value)
         rules = _rules(args, env)
         if rules:
             env["COLLECTOR_RULES"] = str(rules.resolve())
@@ -98,15 +122,10 @@ def run(args: argparse.Namespace) -> int:
         port = args.port or _free_port(args.host)
         env.update(PORT=str(port), GUNICORN_HOST=args.host)
         # A flag wins; else the environment's (checked by collector/gunicorn_config.py, which
-        # stops with one line naming a bad one); else small.
-        for name, flag, default in (
-            ("GUNICORN_WORKERS", args.workers, 1),
-            ("GUNICORN_THREADS", args.threads, 4),
-        ):
+        # stops with one line naming a bad one); else the shipped settings, as they are.
+        for name, flag in (("GUNICORN_WORKERS", args.workers), ("GUNICORN_THREADS", args.threads)):
             if flag is not None:
                 env[name] = str(flag)
-            else:
-                env.setdefault(name, str(default))
         env.setdefault("LOG_FORMAT", "text")
         base = f"http://{_reachable(args.host)}:{port}"
         with _gunicorn(env) as proc:
@@ -118,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
                     )
                     return 1
                 return proc.returncode or 1  # an exit says why itself (one line, on stderr)
-            _banner(base, sim_url, rules, env.get("STATE_STORE"), env.get("LEDGER_STORE"))
+            _banner(base, sim_url, rules, env)
             try:
                 return proc.wait()
             except KeyboardInterrupt:
@@ -131,9 +150,14 @@ def _rules(args: argparse.Namespace, env: dict[str, str]) -> Path | None:
         return Path(args.rules)
     if env.get("COLLECTOR_RULES"):
         return Path(env["COLLECTOR_RULES"])
-    if args.simulator and EXAMPLE_RULES.is_file():
-        return EXAMPLE_RULES
+    if args.simulator:
+        return example_rules()
     return None
+
+
+def example_rules() -> Path:
+    """The example rules file: the checkout's in its directory, else the package's copy."""
+    return EXAMPLE_RULES if EXAMPLE_RULES.is_file() else PACKAGED_RULES
 
 
 @contextmanager
@@ -174,14 +198,19 @@ def serving(proc: subprocess.Popen[Any], base: str, seconds: float = READY_SECON
     return False
 
 
-def _banner(
-    base: str, sim_url: str | None, rules: Path | None, store: str | None, ledger: str | None
-) -> None:
+def _banner(base: str, sim_url: str | None, rules: Path | None, env: dict[str, str]) -> None:
+    ledger = env.get("LEDGER_STORE")
     lines = [f"service:   {base}  (gunicorn; its log follows on stderr)"]
     if sim_url:
         lines.append(f"simulator: {sim_url}  (MIXPANEL_EXPORT_URL: simulated events, no secret)")
+        lines.append(
+            f"budget:    {env['EXPORT_QUERIES_PER_HOUR']} Export queries an hour, "
+            f"{env['EXPORT_QUERIES_PER_SECOND']} a second (the simulator enforces no limit; "
+            f"against Mixpanel the service keeps its {MIXPANEL_QUERIES_PER_HOUR} and "
+            f"{MIXPANEL_QUERIES_PER_SECOND})"
+        )
     if rules:
-        lines.append(f"rules:     {rules}  (state: {store})")
+        lines.append(f"rules:     {rules}  (state: {env.get('STATE_STORE')})")
     lines += [
         "",
         "try:",
@@ -202,7 +231,7 @@ def _banner(
             f"  open {base}/status in a browser",
         ]
     else:
-        lines.append("  (no rules: add --rules rules.example.yaml to try /check, /rules, /status)")
+        lines.append(f"  (no rules: add --rules {example_rules()} to try /check, /rules, /status)")
     lines.append("Ctrl-C stops it.")
     print("\n".join(lines), flush=True)
 

@@ -57,6 +57,32 @@ ERROR_BODY_BYTES = 4096
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.I | re.S)
 
 
+@dataclass(frozen=True)
+class Progress:
+    """How far a long read has come, every EXPORT_PROGRESS_SECONDS: the attempt's rows and
+    bytes so far, and the seconds since its run began."""
+
+    attempt: int
+    rows: int
+    bytes: int
+    seconds: float
+
+
+def log_progress(progress: Progress) -> None:
+    """The reader's own progress entry, when its caller has no other use for the figures."""
+    log.info(
+        "export progress",
+        extra={
+            "json_fields": {
+                "attempt": progress.attempt,
+                "bytes": progress.bytes,
+                "events": progress.rows,
+                "elapsed": round(progress.seconds, 1),
+            }
+        },
+    )
+
+
 @dataclass
 class AttemptResult:
     """An attempt that read its body to the end."""
@@ -80,6 +106,7 @@ class Attempt:
         deadline: Deadline,
         redactions: list[str],
         probe: OffsetProbe | None = None,
+        progress: Callable[[Progress], None] = log_progress,
     ) -> None:
         self.settings = settings
         self.session = session
@@ -89,6 +116,7 @@ class Attempt:
         self.deadline = deadline
         self.redactions = redactions
         self.probe = probe
+        self.progress = progress
 
     def run(self, params: dict[str, str], number: int) -> AttemptResult:
         """Attempt `number`; raises an `AttemptFailed` (with its bytes and events) if it fails."""
@@ -149,17 +177,8 @@ class Attempt:
             self._add(Batch.join([self._block(b, end) for b in splitter.feed(chunk)]), counted)
             if self.deadline.elapsed() >= next_progress:
                 next_progress += every
-                log.info(
-                    "export progress",
-                    extra={
-                        "json_fields": {
-                            "attempt": number,
-                            "bytes": counted.bytes,
-                            "events": counted.events,
-                            "elapsed": round(self.deadline.elapsed(), 1),
-                        }
-                    },
-                )
+                elapsed = self.deadline.elapsed()
+                self.progress(Progress(number, counted.events, counted.bytes, elapsed))
         self.stats.bad_lines += splitter.dropped
         self.stats.unreadable += splitter.dropped
         end.unreadable += splitter.dropped

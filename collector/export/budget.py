@@ -11,6 +11,7 @@ both decide with `take`, here, from `try_acquire` and `hourly_wait`.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -58,9 +59,10 @@ class QueryBudget:
             self._forget_old(now)
             if len(self._spent) >= self.per_hour:
                 return 3600.0 - (now - self._spent[0])
-            recent = [t for t in self._spent if now - t < 1.0]
+            # From the newest back: the hour may hold far more than a second (a simulator's).
+            recent = list(itertools.takewhile(lambda t: now - t < 1.0, reversed(self._spent)))
             if len(recent) >= self.per_second:
-                return 1.0 - (now - recent[0])
+                return 1.0 - (now - recent[-1])
             self._spent.append(now)
             return 0.0
 
@@ -82,24 +84,24 @@ class QueryBudget:
     def take(
         self,
         deadline: Deadline,
-        attempt: int,
         sleep: Callable[[float], None],
         *,
         wait_for_hourly: bool = False,
     ) -> Failure | None:
-        """Take a query for attempt number `attempt`: None once one may go out, else the
-        reason none may (no query is spent). Waits out the per-second limit if time allows;
-        with `wait_for_hourly`, a spent hourly budget too (for callers that would rather wait
-        than fail, such as a backfill), as long as a query frees before the deadline."""
+        """Take a query for the next attempt: None once one may go out, else the reason none
+        may, as the entry of an attempt not made (no query is spent, so it has no number).
+        Waits out the per-second limit if time allows; with `wait_for_hourly`, a spent hourly
+        budget too (for callers that would rather wait than fail, such as a backfill), as long
+        as a query frees before the deadline."""
         while True:
             if deadline.expired():
-                return _expired(deadline, attempt)
+                return _expired(deadline)
             try:
                 wait = self.try_acquire()
             except StoreError as exc:
                 # Never fall back to no budget: every process would then spend the project's.
                 log.error("%s", exc.message, extra={"json_fields": {"budget_store_error": True}})
-                return Failure(attempt, "budget", exc.message, next=STORE_FAILED)
+                return Failure(None, "budget", exc.message, next=STORE_FAILED)
             if wait <= 0:
                 return None
             hourly = self.hourly_wait()
@@ -123,14 +125,14 @@ class QueryBudget:
                 log.warning(
                     "%s", message, extra={"json_fields": {"retry_in_seconds": round(hourly)}}
                 )
-                return Failure(attempt, "budget", message, next="stop: budget spent")
+                return Failure(None, "budget", message, next="stop: budget spent")
             if wait >= deadline.remaining():
                 message = "deadline reached waiting for the per-second budget"
-                return Failure(attempt, "deadline", message, next="stop: deadline reached")
+                return Failure(None, "deadline", message, next="stop: deadline reached")
             sleep(wait)  # the per-second limit frees within a second
 
 
-def _expired(deadline: Deadline, attempt: int) -> Failure:
+def _expired(deadline: Deadline) -> Failure:
     """Why no query may go out once the deadline passed: a drain (SIGTERM), or a wait that
     used the last of the time."""
     drained = deadline.drained
@@ -140,4 +142,4 @@ def _expired(deadline: Deadline, attempt: int) -> Failure:
         else "the total deadline passed (EXPORT_DEADLINE_SECONDS)"
     )
     stop = "stop: shutting down" if drained else "stop: deadline reached"
-    return Failure(attempt, deadline.cause, why + ": no further attempt", next=stop)
+    return Failure(None, deadline.cause, why + ": no further attempt", next=stop)

@@ -21,7 +21,7 @@ from typing import Protocol
 import requests
 
 from collector.config import Settings
-from collector.export.attempt import Attempt, AttemptResult
+from collector.export.attempt import Attempt, AttemptResult, Progress, log_progress
 from collector.export.batch import Batch
 from collector.export.budget import QueryBudget
 from collector.export.deadline import Deadline
@@ -62,6 +62,7 @@ class ExportReader:
         sleep: Callable[[float], None] = pause,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
+        progress: Callable[[Progress], None] = log_progress,
     ) -> None:
         self.settings = settings
         self.budget = budget
@@ -70,6 +71,7 @@ class ExportReader:
         self.sleep = sleep
         self.now = now
         self.rng = rng or random.Random()
+        self.progress = progress  # every EXPORT_PROGRESS_SECONDS of a long read
         self.redactions = secret_forms(settings)
         self.where_refused: str | None = None  # Mixpanel's text, once it refused `where`
 
@@ -99,14 +101,22 @@ class ExportReader:
         session = self.session_factory()
         events = EventFilter(query.window, query.events, ptime, query.ranges)
         attempt = Attempt(
-            s, session, events, _counting(sink, report), stats, deadline, self.redactions, probe
+            s,
+            session,
+            events,
+            _counting(sink, report),
+            stats,
+            deadline,
+            self.redactions,
+            probe,
+            self.progress,
         )
         try:
             # One watchdog for the whole run, not one per attempt: the deadline is the run's,
             # and a retry may reuse the pooled keep-alive socket an earlier attempt registered.
             with watchdog(deadline):
                 while True:
-                    stop = self.budget.take(deadline, report.attempts + 1, self.sleep)
+                    stop = self.budget.take(deadline, self.sleep)
                     if stop is not None:
                         policy = policy.increment(stop)
                         break

@@ -26,9 +26,11 @@ def retryable_status(status: int) -> bool:
 
 @dataclass(frozen=True)
 class Failure:
-    """One failed attempt, as reported to the caller."""
+    """One failed attempt, as reported to the caller; or the stop before an attempt that was
+    never made (the budget spent, the deadline or a shutdown first), whose `attempt` is None:
+    no query was sent, so the answer's `attempts` has nothing to count for it."""
 
-    attempt: int
+    attempt: int | None
     kind: str
     message: str
     bytes: int = 0
