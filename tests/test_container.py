@@ -144,7 +144,7 @@ def test_the_build_tests_then_pushes_and_deploys_the_tagged_image() -> None:
     assert list(steps) == ["test", "build", "push", "deploy"]
     assert steps["test"]["name"] == "python:3.11-slim"
     assert "pip install --no-cache-dir -q -r requirements-dev.txt" in steps["test"]["args"][-1]
-    assert steps["test"]["args"][-1].endswith("&& python -m pytest -q")
+    assert steps["test"]["args"][-1].endswith('&& python -m pytest -q -m "not timing"')
     image = "${_REGION}-docker.pkg.dev/$PROJECT_ID/${_REPOSITORY}/${_SERVICE}:$SHORT_SHA"
     assert f"--tag={image}" in steps["build"]["args"]
     assert steps["push"]["args"] == ["push", image]
@@ -330,6 +330,7 @@ def start_container(
     return proc, out, err
 
 
+@pytest.mark.timing
 def test_the_container_command_serves_and_stops_on_sigterm(sim: Simulator, tmp_path: Path) -> None:
     port = free_port()
     proc, out, err = start_container(sim, tmp_path, port)
