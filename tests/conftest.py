@@ -58,6 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
 # at the end while the other workers sit idle.
 LONG_MODULES = (
     "test_ledger.py",
+    "test_deploy_guide.py",
     "test_contract.py",
     "test_bench.py",
     "test_shared_budget_gunicorn.py",

@@ -616,7 +616,7 @@ def test_apply_script_runs_one_command_per_file_with_the_service_name(tmp_path: 
         '  "logging metrics describe rt-mp-requests "*) exit 0;;\n'
         '  "logging metrics describe "*) exit 1;;\n'
         '  "monitoring dashboards describe "*) exit 1;;\n'
-        '  "monitoring policies list "*partial*) echo projects/p/alertPolicies/7;;\n'
+        '  "alpha monitoring policies list "*partial*) echo projects/p/alertPolicies/7;;\n'
         "esac\n"
     )
     fake.chmod(0o755)
@@ -642,10 +642,10 @@ def test_apply_script_runs_one_command_per_file_with_the_service_name(tmp_path: 
         + [
             "logging metrics update rt-mp-requests",
             "monitoring dashboards create",
-            "monitoring policies create",
-            "monitoring policies create",
-            "monitoring policies create",
-            "monitoring policies update projects/p/alertPolicies/7",
+            "alpha monitoring policies create",
+            "alpha monitoring policies create",
+            "alpha monitoring policies create",
+            "alpha monitoring policies update projects/p/alertPolicies/7",
         ]
     )
     applied = (tmp_path / "gcloud.log.files").read_text()

@@ -9,21 +9,18 @@ they fail: .ci/run installs Chromium first.
 
 from __future__ import annotations
 
-import os
 import shutil
 import struct
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
 
 from collector.alerting.store import FileStateStore
 from collector.simulator import Simulator
-from tests.helpers import ROOT
+from tests.helpers import ROOT, installed, wsgi_server
 from tests.test_check import NOW, app_for, rules_doc
 from tests.webhook_receiver import Reply, WebhookReceiver
 
@@ -49,13 +46,11 @@ RULES = rules_doc(
 
 
 def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    reason = "the /status browser test needs headless Chromium: apt-get install -y chromium"
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
+    return installed(
+        "chromium",
+        "chromium-browser",
+        needed_for="the /status browser test needs headless Chromium: apt-get install -y chromium",
+    )
 
 
 def browse(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -76,14 +71,8 @@ def page(sim: Simulator, store: FileStateStore, tmp_path: Path) -> Iterator[str]
         hook.script([Reply(500, HOSTILE)] * 2)
         app: Any = app_for(sim, RULES, store, NOW, hook.url)
         assert app.test_client().get("/check").status_code == 200
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with wsgi_server(app) as server:
         yield f"http://127.0.0.1:{server.server_port}/status"
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
 
 
 def test_the_status_page_renders_every_rule_and_escapes_what_receivers_said(
