@@ -17,6 +17,7 @@ import io
 import logging
 import sys
 import threading
+import traceback
 from typing import Any, TextIO
 
 from gunicorn import glogging
@@ -56,7 +57,9 @@ class GunicornLogger(glogging.Logger):
             return
         atoms = self.atoms_wrapper_class(self.atoms(resp, req, environ, request_time))
         status = int(str(atoms["s"])) if str(atoms["s"]).isdigit() else 0
-        level = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else 0
+        level = (
+            logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
+        )
         request = {
             "requestMethod": environ.get("REQUEST_METHOD"),
             "requestUrl": environ.get("RAW_URI"),
@@ -67,12 +70,11 @@ class GunicornLogger(glogging.Logger):
             "protocol": environ.get("SERVER_PROTOCOL"),
             "latency": f"{request_time.total_seconds():.6f}s",
         }
-        self.access_log.log(
-            level or logging.INFO,
-            self.cfg.access_log_format,
-            atoms,
-            extra={"http_request": {k: v for k, v in request.items() if v is not None}},
-        )
+        extra = {"http_request": {k: v for k, v in request.items() if v is not None}}
+        try:
+            self.access_log.log(level, self.cfg.access_log_format, atoms, extra=extra)
+        except Exception:  # as gunicorn's own: a bad access_log_format is an error entry
+            self.error(traceback.format_exc())
 
 
 class _Lines(io.TextIOBase):
