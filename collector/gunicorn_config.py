@@ -11,11 +11,10 @@ that reads a Mixpanel project should not listen on every network it joins.
 """
 
 import os
-import sys
 
 
 def _whole(name: str, default: int, least: int) -> int:
-    """A whole-number setting; a bad one stops gunicorn with one line naming it (exit 3, as a
+    """A whole-number setting; a bad one stops gunicorn with one entry naming it (exit 3, as a
     bad setting of the service does)."""
     raw = os.environ.get(name, "").strip() or str(default)
     try:
@@ -23,8 +22,11 @@ def _whole(name: str, default: int, least: int) -> int:
     except ValueError:
         value = least - 1
     if value < least:
-        print(f"error: {name}={raw!r} must be a whole number, at least {least}", file=sys.stderr)
-        raise SystemExit(3)
+        # One CRITICAL entry, as a bad setting of the service is: JSON on Cloud Run.
+        from collector.startup import EXIT_CONFIG, refuse
+
+        refuse(f"{name}={raw!r} must be a whole number, at least {least}")
+        raise SystemExit(EXIT_CONFIG)
     return value
 
 
@@ -44,6 +46,9 @@ keepalive = 5
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+# gunicorn's own lines as the service's: JSON entries with a severity on Cloud Run, its text on
+# a laptop; secrets redacted either way. An access log, if asked for, is JSON there too.
+logger_class = "collector.gunicorn_logs.GunicornLogger"
 # gunicorn's control socket (for `gunicornc`) lives under $HOME/.gunicorn; the image's user has
 # no home to write to, and nothing on Cloud Run would connect to it.
 control_socket_disable = True
@@ -52,9 +57,12 @@ control_socket_disable = True
 def on_starting(server):  # type: ignore[no-untyped-def]
     # The arbiter checks the configuration once, before any worker: a bad setting is one
     # entry that says what to fix, not a traceback and a refusal per worker.
+    from collector.gunicorn_logs import capture_stderr
     from collector.startup import validate_or_exit
 
     validate_or_exit()
+    # What gunicorn prints bare to stderr (a worker's boot error) becomes an entry too.
+    capture_stderr(server.log.error_log)
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]

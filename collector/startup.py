@@ -106,6 +106,16 @@ def validate_or_exit() -> None:
         raise SystemExit(EXIT_CONFIG) from None
 
 
+def log_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """The settings logs are written with: the service's, or if they do not load, as they
+    would have been. gunicorn's own lines follow them too (collector/gunicorn_logs.py)."""
+    env = os.environ if env is None else env
+    try:
+        return Settings.from_env(env, state_store_required=False)
+    except ConfigError:
+        return _fallback_settings(env)
+
+
 def _fallback_settings(env: Mapping[str, str]) -> Settings:
     """Logging settings for a configuration that did not load: JSON on Cloud Run as it would
     have been, and every secret the environment holds known for redaction."""

@@ -62,7 +62,7 @@ fi
 for file in policies/*.json; do
   config="$(render "$file")"
   display="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["displayName"])' "$config")"
-  existing="$(gcloud monitoring policies list --project="$PROJECT_ID" \
+  existing="$(gcloud alpha monitoring policies list --project="$PROJECT_ID" \
     --filter="displayName=\"$display\"" --format='value(name)' | head -n 1)"
   channels=()
   if [ -n "$NOTIFICATION_CHANNELS" ]; then
@@ -73,10 +73,10 @@ for file in policies/*.json; do
     fi
   fi
   if [ -n "$existing" ]; then
-    gcloud monitoring policies update "$existing" --project="$PROJECT_ID" \
+    gcloud alpha monitoring policies update "$existing" --project="$PROJECT_ID" \
       --policy-from-file="$config" ${channels[@]+"${channels[@]}"}
   else
-    gcloud monitoring policies create --project="$PROJECT_ID" \
+    gcloud alpha monitoring policies create --project="$PROJECT_ID" \
       --policy-from-file="$config" ${channels[@]+"${channels[@]}"}
   fi
 done

@@ -59,6 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
 LONG_MODULES = (
     "test_ledger.py",
     "test_ledger_invariants.py",
+    "test_deploy_guide.py",
     "test_contract.py",
     "test_bench.py",
     "test_shared_budget_gunicorn.py",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import socket
 import subprocess
 import sys
@@ -98,6 +99,36 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def installed(*names: str, needed_for: str) -> str:
+    """The first of `names` on PATH. Without any, the test fails under CI (.ci/run installs or
+    checks for each such tool first) and is skipped elsewhere, `needed_for` saying why."""
+    import pytest
+
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    if os.environ.get("CI"):
+        pytest.fail(needed_for)
+    pytest.skip(needed_for)
+
+
+@contextmanager
+def wsgi_server(app: Any, **options: Any) -> Iterator[Any]:
+    """`app` served on a free loopback port by werkzeug, a thread per request, until the block
+    ends; `options` go to werkzeug's make_server (ssl_context=...)."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True, **options)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
 
 
 def json_entries(text: str) -> list[dict[str, Any]]:

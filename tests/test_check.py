@@ -232,6 +232,7 @@ def test_counts_and_thresholds_stay_whole_numbers(sim: Simulator, store, hook) -
     assert store.load()[0]["rules"]["busy"]["last_value"] == truth
 
 
+@pytest.mark.timing
 def test_a_check_of_several_queries_reads_within_one_deadline(sim: Simulator, store) -> None:
     """Rules too far apart for one query are read one after the other, on one deadline: an
     upstream that trickles every body costs EXPORT_DEADLINE_SECONDS once, not per query."""

@@ -79,6 +79,7 @@ def test_two_overlapping_checks_deliver_each_notification_once(
     assert pending(store) == []
 
 
+@pytest.mark.timing
 def test_sigterm_mid_delivery_then_a_restart_sends_nothing_twice_and_loses_nothing(
     sim: Simulator, tmp_path: Path
 ) -> None:
@@ -124,6 +125,7 @@ def test_sigterm_mid_delivery_then_a_restart_sends_nothing_twice_and_loses_nothi
     assert pending(state) == []
 
 
+@pytest.mark.timing
 def test_slow_and_failing_receivers_cannot_hold_a_check_past_its_delivery_deadline(
     sim: Simulator, tmp_path: Path
 ) -> None:

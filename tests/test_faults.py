@@ -127,6 +127,7 @@ def test_nothing_read_is_unavailable(sim: Simulator) -> None:
     assert err.value.export["attempts"] == 2
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize(
     "fault",
     [Fault.trickle(after_bytes=AFTER, interval=0.05), Fault.stall(after_bytes=AFTER, seconds=60)],
@@ -143,6 +144,7 @@ def test_the_total_deadline_holds_whatever_the_server_does(sim: Simulator, fault
     assert body["export"]["errors"][-1]["kind"] == "deadline"
 
 
+@pytest.mark.timing
 def test_a_retry_after_beyond_the_deadline_ends_the_run_instead_of_sleeping(sim) -> None:
     sim.script([Fault.status(429, retry_after=60)])
     started = time.monotonic()

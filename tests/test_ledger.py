@@ -313,6 +313,7 @@ def quiet() -> Iterator[Simulator]:
         yield running
 
 
+@pytest.mark.timing
 def test_a_slow_store_costs_at_most_half_the_deadline_to_load_and_a_little_more_to_keep(
     quiet: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -139,6 +139,7 @@ def test_ledger_settings_are_checked_at_start_up(env: dict, says: str) -> None:
         Settings.from_env({"MIXPANEL_API_SECRET": "x", **env})
 
 
+@pytest.mark.timing
 def test_a_check_of_many_ledger_windows_reads_within_one_deadline(
     sim: Simulator, tmp_path: Path
 ) -> None:

@@ -51,6 +51,7 @@ def timed_send(notifier: WebhookNotifier | SlackNotifier, **kwargs: float) -> tu
     return outcome, time.monotonic() - started
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize(
     "reply",
     [Reply(200, body="ok" * 50, trickle=0.1), Reply(hang=True)],
@@ -72,6 +73,7 @@ def test_the_caller_can_shorten_the_timeout_but_not_lengthen_it(rx: WebhookRecei
     assert timed_send(hook(rx, timeout=0.4), timeout=30)[0].endswith("within 0.4s (timeout)")
 
 
+@pytest.mark.timing
 def test_a_2xx_status_is_delivery_without_waiting_for_the_body(rx: WebhookReceiver) -> None:
     rx.script([Reply(200, body="x" * 200, slow_body=0.2)])  # 40 s of body
     outcome, seconds = timed_send(hook(rx, timeout=10))
@@ -79,6 +81,7 @@ def test_a_2xx_status_is_delivery_without_waiting_for_the_body(rx: WebhookReceiv
     assert seconds < 3
 
 
+@pytest.mark.timing
 def test_an_error_status_with_a_slow_body_fails_within_the_timeout(rx: WebhookReceiver) -> None:
     rx.script([Reply(500, body="y" * 200, slow_body=0.2)])
     outcome, seconds = timed_send(hook(rx, timeout=0.8))
@@ -86,6 +89,7 @@ def test_an_error_status_with_a_slow_body_fails_within_the_timeout(rx: WebhookRe
     assert seconds < 0.8 + 1.5
 
 
+@pytest.mark.timing
 def test_sigterm_cuts_a_send_in_flight_within_the_drain(rx: WebhookReceiver) -> None:
     rx.script([Reply(hang=True)])
     threading.Timer(0.3, drain, args=(0.3,)).start()

@@ -24,9 +24,14 @@ from urllib.parse import urlencode
 import pytest
 import yaml
 
+from collector import errors
+from collector.alerting import decide
+from collector.alerting.message import KIND_ICONS
+from collector.alerting.rules import SEVERITIES as RULE_SEVERITIES
 from collector.alerting.rules import parse_rules
 from collector.alerting.store import FileStateStore
 from collector.app import create_app
+from collector.metrics import METRICS as METRICS_SERVED
 from collector.simulator import Fault, Simulator
 from tests.conftest import past_window
 from tests.helpers import make_settings
@@ -460,6 +465,82 @@ def _label_values(query: LogQuery, entries: list[dict[str, Any]]) -> dict[str, s
     }
 
 
+# Labels whose values are names the service chooses (a rule's name, a failure's kind) rather than
+# a closed set its description can list.
+OPEN_LABELS = {("rt-mp-rule-evaluations", "rule"), ("rt-mp-notifications", "rule")}
+OPEN_LABELS |= {("rt-mp-failed-attempts", "kind")}
+
+
+def errors_and_subclasses() -> list[type]:
+    found, todo = [], [errors.CollectorError]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo += cls.__subclasses__()
+    return found
+
+
+# How the service spells each closed set, from its code.
+SPELT = {
+    "metric": {*METRICS_SERVED, "check"},
+    "code": {c.code for c in errors_and_subclasses()},
+    "state": {decide.OK, decide.ALERTING, decide.NO_DATA, decide.ERROR},
+    "severity": set(RULE_SEVERITIES),
+    "kind": set(KIND_ICONS),
+}
+
+
+def described_values(description: str) -> set[str]:
+    """The values a label description lists: `a, b or c`, before any explanation in brackets."""
+    head = description.split("(")[0]
+    return {v.strip() for v in re.split(r",| or ", head) if v.strip()}
+
+
+def test_label_descriptions_list_the_values_the_service_emits_spelt_as_it_spells_them(
+    entries,
+) -> None:
+    problems = []
+    for where, data in ops_files().items():
+        if "metrics/" not in where:
+            continue
+        name = Path(where).stem
+        seen = _label_values(METRICS[name], entries)
+        for label in data["metricDescriptor"].get("labels", []):
+            key = label["key"]
+            if (name, key) in OPEN_LABELS:
+                continue
+            listed = described_values(label["description"])
+            if seen.get(key, set()) - listed:
+                problems.append(f"{name}: {key} emitted {sorted(seen[key] - listed)}, not listed")
+            if key in SPELT and listed - SPELT[key]:
+                problems.append(f"{name}: {key} lists {sorted(listed - SPELT[key])}, never emitted")
+            # A value spelt another way anywhere in it (the path `distinct-users` for the metric).
+            for word in re.findall(r"\b[a-z]+(?:-[a-z]+)+\b", label["description"]):
+                if word.replace("-", "_") in SPELT.get(key, set()):
+                    problems.append(f"{name}: {key} names {word!r}, emitted with underscores")
+    assert problems == []
+
+
+def test_every_log_based_metric_is_on_a_dashboard_chart() -> None:
+    tiles = json.loads((OPS / "dashboard.json").read_text())["mosaicLayout"]["tiles"]
+    charts = " ".join(strings([t["widget"] for t in tiles if "xyChart" in t["widget"]]))
+    charted = set(re.findall(r"logging\.googleapis\.com/user/([\w-]+)", charts))
+    assert sorted(set(METRICS) - charted) == []
+
+
+def test_the_dashboard_tiles_fit_its_columns_and_do_not_overlap() -> None:
+    layout = json.loads((OPS / "dashboard.json").read_text())["mosaicLayout"]
+    cells: dict[tuple[int, int], str] = {}
+    for tile in layout["tiles"]:
+        x, y = tile.get("xPos", 0), tile.get("yPos", 0)
+        assert x + tile["width"] <= layout["columns"], tile["widget"]["title"]
+        for cell in (
+            (i, j) for i in range(x, x + tile["width"]) for j in range(y, y + tile["height"])
+        ):
+            assert cell not in cells, (tile["widget"]["title"], cells.get(cell))
+            cells[cell] = tile["widget"]["title"]
+
+
 # -- the checker must catch a broken file ---------------------------------------------------------
 
 
@@ -535,7 +616,7 @@ def test_apply_script_runs_one_command_per_file_with_the_service_name(tmp_path: 
         '  "logging metrics describe rt-mp-requests "*) exit 0;;\n'
         '  "logging metrics describe "*) exit 1;;\n'
         '  "monitoring dashboards describe "*) exit 1;;\n'
-        '  "monitoring policies list "*partial*) echo projects/p/alertPolicies/7;;\n'
+        '  "alpha monitoring policies list "*partial*) echo projects/p/alertPolicies/7;;\n'
         "esac\n"
     )
     fake.chmod(0o755)
@@ -561,10 +642,10 @@ def test_apply_script_runs_one_command_per_file_with_the_service_name(tmp_path: 
         + [
             "logging metrics update rt-mp-requests",
             "monitoring dashboards create",
-            "monitoring policies create",
-            "monitoring policies create",
-            "monitoring policies create",
-            "monitoring policies update projects/p/alertPolicies/7",
+            "alpha monitoring policies create",
+            "alpha monitoring policies create",
+            "alpha monitoring policies create",
+            "alpha monitoring policies update projects/p/alertPolicies/7",
         ]
     )
     applied = (tmp_path / "gcloud.log.files").read_text()

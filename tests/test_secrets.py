@@ -283,6 +283,7 @@ def test_no_secret_in_anything_gunicorn_writes(leak_sim, hook, tmp_path) -> None
     assert lines > 50
 
 
+@pytest.mark.timing
 def test_a_configuration_error_under_gunicorn_shows_no_secret(leak_sim, tmp_path) -> None:
     env = {
         "MIXPANEL_EXPORT_URL": leak_sim.url,

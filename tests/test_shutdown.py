@@ -58,6 +58,7 @@ def run_in_thread(target, *args) -> tuple[threading.Thread, dict]:  # type: igno
     return thread, out
 
 
+@pytest.mark.timing
 def test_a_drain_cuts_a_stalled_read_short_and_it_answers_partial(sim: Simulator) -> None:
     sim.script([Fault.stall(after_bytes=20_000, seconds=60)])
     window = past_window()
@@ -76,6 +77,7 @@ def test_a_drain_cuts_a_stalled_read_short_and_it_answers_partial(sim: Simulator
     assert "shutting down" in last["message"]
 
 
+@pytest.mark.timing
 def test_a_backoff_wait_ends_at_the_drain_and_no_query_is_spent_after_it(sim: Simulator) -> None:
     sim.script([Fault.status(429, retry_after=30)])
     before = sim.queries
@@ -106,6 +108,7 @@ def test_a_deadline_shorter_than_the_grace_keeps_its_own_end_and_cause() -> None
     assert deadline.cause == "deadline"
 
 
+@pytest.mark.timing
 def test_pause_returns_as_soon_as_the_drain_begins() -> None:
     thread, out = run_in_thread(pause, 30)
     time.sleep(0.1)
@@ -144,6 +147,7 @@ def test_worker_exit_logs_one_drain_entry(caplog) -> None:
     assert record.json_fields["drain"] is True and record.json_fields["reads_cut"] == 3
 
 
+@pytest.mark.timing
 def test_sigterm_to_gunicorn_answers_every_slow_request_inside_the_grace(
     sim: Simulator, tmp_path: Path
 ) -> None:

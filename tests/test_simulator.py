@@ -449,6 +449,7 @@ def test_terminated_early_beyond_the_body_cuts_its_last_record(sim: Simulator) -
     assert full.startswith(body[: -len(b"\nterminated early\n")])
 
 
+@pytest.mark.timing
 def test_stall_mid_body_fires_the_read_timeout_as_connection_error(sim: Simulator) -> None:
     sim.script([Fault.stall(after_bytes=20_000, seconds=30)])
     began = time.monotonic()
@@ -640,6 +641,7 @@ def test_control_endpoints(sim: Simulator) -> None:
     assert requests.get(f"{base}/_sim/truth", timeout=5).status_code == 400
 
 
+@pytest.mark.timing
 def test_stop_returns_promptly_while_responses_stall() -> None:
     s = Simulator(SimConfig(seed=2, events_per_minute=20, today=TODAY)).start()
     s.script([Fault.stall(after_bytes=10_000, seconds=600), Fault.stall_headers(600)])

@@ -10,11 +10,9 @@ they fail: .ci/run installs Chromium first.
 
 from __future__ import annotations
 
-import os
 import shutil
 import struct
 import subprocess
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -23,7 +21,6 @@ from typing import Any
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from collector.alerting.store import FileStateStore
 from collector.app import create_app
@@ -31,7 +28,7 @@ from collector.http.relative_time import Shown, ago, shown
 from collector.simulator import Simulator
 from collector.window import iso
 from tests.cdp import Chromium
-from tests.helpers import ROOT, make_settings
+from tests.helpers import ROOT, installed, make_settings, wsgi_server
 from tests.test_check import NOW, app_for, rules_doc
 from tests.webhook_receiver import Reply, WebhookReceiver
 
@@ -65,13 +62,11 @@ SEEN = NOW + timedelta(minutes=3)  # when the page is looked at
 
 
 def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    reason = "the /status browser test needs headless Chromium: apt-get install -y chromium"
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
+    return installed(
+        "chromium",
+        "chromium-browser",
+        needed_for="the /status browser test needs headless Chromium: apt-get install -y chromium",
+    )
 
 
 def browse(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -87,14 +82,8 @@ def browse(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[
 @contextmanager
 def served(app: Any) -> Iterator[str]:
     """The app on a loopback port: its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with wsgi_server(app) as server:
         yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
 
 
 @pytest.fixture

@@ -91,6 +91,7 @@ def test_a_ledger_that_cannot_be_written_keeps_nothing_but_the_answer_stands(
     assert first["ledger"]["queries"] == 1
 
 
+@pytest.mark.timing
 def test_a_ledger_store_nobody_answers_costs_part_of_the_deadline(
     sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
