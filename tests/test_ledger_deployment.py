@@ -1,8 +1,7 @@
 """A deployment's worth of readers on one ledger and one budget, in Cloud Storage
 (fake-gcs-server): two service instances (real gunicorn, two workers each) answering from the
 ledger while a three-task backfill fills it. The simulator sees no more queries than the hour's
-budget, never more than three in one second; every slice kept is exact (none lost, none counted
-twice)."""
+budget; every slice kept is exact (none lost, none counted twice)."""
 
 from __future__ import annotations
 
@@ -120,9 +119,11 @@ def test_instances_and_a_backfill_share_the_budget_and_lose_no_slice(
         assert sum(a.get("ledger", {}).get("queries", 0) for a in answers) + DAYS >= len(
             sim.requests
         )
-        arrived = sorted(r["at"] for r in sim.requests)
-        assert len(arrived) <= PER_HOUR
-        assert all(b - a >= 1.0 for a, b in zip(arrived, arrived[PER_SECOND:], strict=False))
+        # The hour's budget, counted by the simulator. Three a second is held where it can be
+        # judged without the machine's speed (test_shared_budget_race, _gunicorn): here queries
+        # start at any time, and a slow moment between a take and its arrival would shorten
+        # the gaps between arrivals.
+        assert len(sim.requests) <= PER_HOUR
         for a in answers:
             if "ledger" in a and a["complete"]:
                 window = a["window"]

@@ -27,7 +27,7 @@ import yaml
 from collector import errors
 from collector.alerting import decide
 from collector.alerting.message import KIND_ICONS
-from collector.alerting.rules import SEVERITIES as RULE_SEVERITIES
+from collector.alerting.rule_fields import SEVERITIES as RULE_SEVERITIES
 from collector.alerting.rules import parse_rules
 from collector.alerting.store import FileStateStore
 from collector.app import create_app
