@@ -184,7 +184,11 @@ def _build(r: _Reader, state_store_required: bool = True) -> Settings:
     """The settings as read, every problem collected in `r.problems` (none raised here)."""
     region = r.choice("MIXPANEL_REGION", "us", tuple(REGION_URLS))
     export_url = r.text("MIXPANEL_EXPORT_URL") or REGION_URLS[region]
-    parsed = urlparse(export_url)
+    try:
+        parsed = urlparse(export_url)
+        host = parsed.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket: http://[::1
+        parsed, host = urlparse(""), None
     if parsed.scheme not in {"http", "https"} or not parsed.netloc:
         r.problems.append(f"MIXPANEL_EXPORT_URL={export_url!r} is not an http(s) URL")
 
@@ -242,7 +246,7 @@ def _build(r: _Reader, state_store_required: bool = True) -> Settings:
         export_max_attempts=r.number("EXPORT_MAX_ATTEMPTS", 4, int, 1, 20),
         export_connect_timeout_seconds=connect_timeout,
         export_read_timeout_seconds=read_timeout,
-        **_query_budget(r, parsed.hostname),
+        **_query_budget(r, host),
         export_backoff_base_seconds=backoff_base,
         export_backoff_cap_seconds=backoff_cap,
         export_gzip=r.flag("EXPORT_GZIP", True),

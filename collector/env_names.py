@@ -10,12 +10,10 @@ names for its notifiers' secrets (`url_env: NOTIFY_SLACK_URL`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from collector.suggest import closest
+from collector.yaml_file import YamlFileError, read_yaml
 
 PREFIXES = (
     "MIXPANEL_",
@@ -76,8 +74,8 @@ def rules_file_variables(path: str | None) -> set[str]:
     if not path:
         return set()
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        raw = read_yaml(path)
+    except (OSError, YamlFileError):
         return set()
     notifiers: Any = raw.get("notifiers") if isinstance(raw, dict) else None
     if not isinstance(notifiers, dict):

@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from gunicorn import glogging
 
-from collector.logs import RedactingFilter, redact
+from collector.logs import known_secrets, redact, redact_first
 from collector.startup import log_settings
 
 
@@ -48,7 +48,7 @@ class GunicornLogger(glogging.Logger):
                     log.removeHandler(handler)
                     log.addHandler(structured)
                     handler = structured
-                handler.addFilter(RedactingFilter(settings.secrets()))
+                redact_first(handler, settings.secrets())
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         """One entry per request, at the severity Cloud Run's request log gives its status,
@@ -89,6 +89,14 @@ class _Lines(io.TextIOBase):
     def writable(self) -> bool:
         return True
 
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.stream.encoding
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return self.stream.errors
+
     def write(self, text: str) -> int:
         with self._lock:
             *lines, self._pending = (self._pending + text).split("\n")
@@ -121,4 +129,4 @@ def capture_stderr(log: logging.Logger) -> None:
         return
     settings = log_settings()
     to_log = log if settings.log_format == "json" else None
-    sys.stderr = _Lines(sys.stderr, to_log, settings.secrets())
+    sys.stderr = _Lines(sys.stderr, to_log, known_secrets(settings.secrets()))

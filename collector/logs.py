@@ -26,22 +26,35 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+# Every secret this process knows, in one list that every redacting filter and stream reads:
+# a secret learnt after start-up (a webhook URL from the rules file) is then redacted from
+# gunicorn's lines as well as the service's.
+_SECRETS: list[str] = []
+
+
+def known_secrets(more: Iterable[str] = ()) -> list[str]:
+    """The process's secrets (the list itself, which only grows), with `more` added."""
+    _SECRETS.extend(s for s in more if s and len(s) >= 4 and s not in _SECRETS)
+    return _SECRETS
+
+
 class RedactingFilter(logging.Filter):
     """Last line of defence: no configured secret leaves the process in a log line."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.secrets = [s for s in secrets if s and len(s) >= 4]
+        self.secrets = known_secrets(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not self.secrets:
             return True
         record.msg = redact(record.getMessage(), self.secrets)
         record.args = None
-        fields = getattr(record, "json_fields", None)
-        if fields:
-            cleaned = redact(json.dumps(fields, default=str), self.secrets)
-            record.json_fields = json.loads(cleaned)
+        for extra in ("json_fields", "http_request"):  # http_request: an access entry's URL
+            fields = getattr(record, extra, None)
+            if fields:
+                cleaned = redact(json.dumps(fields, default=str), self.secrets)
+                setattr(record, extra, json.loads(cleaned))
         if record.exc_info:
             record.exc_text = redact(
                 logging.Formatter().formatException(record.exc_info), self.secrets
@@ -50,13 +63,16 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def redact_first(handler: logging.Handler, secrets: Iterable[str]) -> None:
+    """Make redaction `handler`'s first filter: Cloud Logging's own filter copies a record's
+    `http_request` aside before later filters see it."""
+    handler.filters.insert(0, RedactingFilter(secrets))
+
+
 def protect(secrets: Iterable[str]) -> None:
-    """Redact secrets learnt after start-up too (webhook URLs and keys from the rules file)."""
-    fresh = [s for s in secrets if s and len(s) >= 4]
-    for handler in logging.getLogger("collector").handlers:
-        for f in handler.filters:
-            if isinstance(f, RedactingFilter):
-                f.secrets.extend(s for s in fresh if s not in f.secrets)
+    """Redact secrets learnt after start-up too (webhook URLs and keys from the rules file),
+    wherever this process logs: the service's entries, gunicorn's, and stderr."""
+    known_secrets(secrets)
 
 
 def setup_logging(settings: Settings, stream: Any = None) -> logging.Handler:
@@ -77,7 +93,7 @@ def setup_logging(settings: Settings, stream: Any = None) -> logging.Handler:
     else:
         handler = logging.StreamHandler(stream or sys.stderr)
         handler.setFormatter(TextFormatter())
-    handler.addFilter(RedactingFilter(settings.secrets()))
+    redact_first(handler, settings.secrets())
     handler._collector = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(settings.log_level)

@@ -12,6 +12,7 @@ from importlib.util import cache_from_source
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from collector.alerting.store import FileStateStore
 from collector.simulator import Simulator
@@ -21,6 +22,10 @@ from tests.helpers import sim_config
 from tests.webhook_receiver import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
+# No per-example deadline: hypothesis's default (200 ms) fails a correct example on a loaded
+# machine, and a test's speed is the benchmarks' business, not the suite's.
+hypothesis_settings.register_profile("suite", deadline=None)
+hypothesis_settings.load_profile("suite")
 CHECK_KEY = "signing-key-for-tests-0123456789"  # the signing key of the `hook` receiver
 
 __all__ = ["past_window", "sim_config"]  # imported by test modules from here

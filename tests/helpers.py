@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import socket
 import subprocess
@@ -79,16 +80,33 @@ class CountingReader(ExportReader):
         return ExportReport(complete=True, attempts=1)
 
 
+def clean_env(**overrides: str) -> dict[str, str]:
+    """This process's environment less every variable of the service's (its prefixes:
+    MIXPANEL_, COLLECTOR_, STATE_, GUNICORN_, ...), so that nothing of this machine's reaches a
+    child; then `overrides`."""
+    from collector.env_names import PREFIXES
+
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(PREFIXES)},
+        **overrides,
+    }
+
+
+def code_blocks(text: str, language: str = "") -> list[str]:
+    """The fenced code blocks of a Markdown text, of `language` only if given."""
+    fence = re.escape(language) if language else "[a-z]*"
+    return re.findall(rf"```{fence}\n(.*?)```", text, re.S)
+
+
 def collector_command(
     *args: str, env: Mapping[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """The real `python -m collector ARGS`, in the checkout, with this environment added to
-    the process's, less any rules or state store of this machine's (COLLECTOR_*, STATE_*)."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("COLLECTOR_", "STATE_"))}
+    the process's, less any setting of this machine's (`clean_env`)."""
     return subprocess.run(
         [sys.executable, "-m", "collector", *args],
         cwd=ROOT,
-        env={**clean, **(env or {})},
+        env=clean_env(**(env or {})),
         capture_output=True,
         text=True,
         timeout=timeout,

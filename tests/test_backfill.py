@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -14,16 +13,17 @@ import pytest
 import yaml
 
 from collector.blobs import DirBlobStore
+from collector.cli.backfill import tasks_status
 from collector.ledger.backfill import task_days
 from collector.simulator import Fault, Simulator
 from tests.conftest import sim_config
-from tests.helpers import PROJECT_ID, ROOT, SA_SECRET, SA_USER
+from tests.helpers import PROJECT_ID, ROOT, SA_SECRET, SA_USER, clean_env
 
 
 def run_backfill(
     sim: Simulator, store: Path, *args: str, **env: str
 ) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("MIXPANEL_", "LEDGER_"))}
+    base = clean_env()
     base.update(
         {
             "MIXPANEL_EXPORT_URL": sim.url,
@@ -211,3 +211,14 @@ def test_the_job_definition_runs_the_backfill_from_the_service_image() -> None:
     assert container["args"][:2] == ["backfill", "--days"]
     names = {e["name"] for e in container["env"]}
     assert {"LEDGER_STORE", "BUDGET_STORE", "MIXPANEL_SERVICE_ACCOUNT_SECRET"} <= names
+
+
+@pytest.mark.parametrize(
+    ("codes", "status"),
+    [([0, 0, 0], 0), ([0, 3, 0], 3), ([0, 5, 3], 5), ([0, -9, 0], 1), ([-15, 2], 2)],
+)
+def test_a_run_of_tasks_exits_with_the_worst_and_a_killed_task_is_no_success(
+    codes: list[int], status: int
+) -> None:
+    # A task the kernel killed for memory exits -9: the run must not say 0 beside others' 0.
+    assert tasks_status(codes) == status

@@ -30,14 +30,6 @@ def test_only_an_export_on_this_machine_may_have_more_than_mixpanels_query_limit
     more = {"EXPORT_QUERIES_PER_HOUR": "100000", "EXPORT_QUERIES_PER_SECOND": "1000"}
     local = Settings.from_env({**SA, "MIXPANEL_EXPORT_URL": f"http://{host}:8081/e", **more})
     assert (local.export_queries_per_hour, local.export_queries_per_second) == (100000, 1000)
-    for url in ({}, {"MIXPANEL_EXPORT_URL": "https://proxy.example.com/api/2.0/export"}):
-        with pytest.raises(ConfigError) as err:
-            Settings.from_env({**SA, **url, "EXPORT_QUERIES_PER_HOUR": "61"})
-        assert err.value.message == (
-            "invalid configuration: EXPORT_QUERIES_PER_HOUR=61 is out of range: allowed 1 to "
-            "60 (Mixpanel's limit per project; only an export on this machine, a loopback "
-            "MIXPANEL_EXPORT_URL such as the simulator, may be given up to 100000)"
-        )
     with pytest.raises(ConfigError) as err:
         Settings.from_env(
             {
@@ -48,6 +40,27 @@ def test_only_an_export_on_this_machine_may_have_more_than_mixpanels_query_limit
             }
         )
     assert "EXPORT_QUERIES_PER_SECOND=1001 is out of range: allowed 1 to 1000" in err.value.message
+
+
+@pytest.mark.parametrize(
+    "url", [{}, {"MIXPANEL_EXPORT_URL": "https://proxy.example.com/api/2.0/export"}]
+)
+def test_mixpanel_and_any_other_export_keep_mixpanels_query_limits(url: dict[str, str]) -> None:
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({**SA, **url, "EXPORT_QUERIES_PER_HOUR": "61"})
+    assert err.value.message == (
+        "invalid configuration: EXPORT_QUERIES_PER_HOUR=61 is out of range: allowed 1 to "
+        "60 (Mixpanel's limit per project; only an export on this machine, a loopback "
+        "MIXPANEL_EXPORT_URL such as the simulator, may be given up to 100000)"
+    )
+
+
+def test_an_export_url_that_does_not_parse_is_one_refusal_not_a_traceback() -> None:
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({**SA, "MIXPANEL_EXPORT_URL": "http://[::1"})
+    assert err.value.message == (
+        "invalid configuration: MIXPANEL_EXPORT_URL='http://[::1' is not an http(s) URL"
+    )
 
 
 def test_export_url_overrides_the_region() -> None:

@@ -40,7 +40,15 @@ from tests.gcloud_check import (
     recorded,
     standin_env,
 )
-from tests.helpers import ROOT, SA_SECRET, installed, make_settings, sim_config, wsgi_server
+from tests.helpers import (
+    ROOT,
+    SA_SECRET,
+    code_blocks,
+    installed,
+    make_settings,
+    sim_config,
+    wsgi_server,
+)
 from tests.test_container import SUBSTITUTIONS, deployed_env
 
 DEPLOY = ROOT / "docs" / "deploy.md"
@@ -51,7 +59,7 @@ GCLOUD_IN_A_LINE = re.compile(r"(?:^|\$\(|\|\s*)gcloud((?:\s+[a-z][\w.-]*)+)")
 
 
 def bash_blocks(text: str) -> list[str]:
-    return re.findall(r"```bash\n(.*?)```", text, re.S)
+    return code_blocks(text, "bash")
 
 
 def prose(text: str) -> str:

@@ -28,9 +28,8 @@ import pytest
 import requests
 
 from collector.cli.serve import serving
-from collector.env_names import PREFIXES
 from collector.simulator import Simulator
-from tests.helpers import ROOT, free_port, gunicorn, service_env
+from tests.helpers import ROOT, clean_env, free_port, gunicorn, service_env
 from tests.test_docs import README, code_blocks, section
 
 DOCS = ROOT / "docs"
@@ -92,7 +91,7 @@ def documented(sim: Simulator, here: Path) -> Iterator[str]:
     (here / ".venv" / "bin" / "gunicorn").symlink_to(Path(sys.executable).parent / "gunicorn")
     commands = operations_block("COLLECTOR_RULES=rules.yaml")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIXES)}
+    env = clean_env()
     env.update(service_env(sim, LOG_FORMAT="text"), PORT=str(port))
     with (here / "service.log").open("w") as out:
         proc = subprocess.Popen(

@@ -4,7 +4,6 @@ that lead somewhere. docs/ is a checkout's (the build upload leaves it out)."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -17,7 +16,8 @@ import requests
 from collector.app import create_app
 from collector.config import setting_names
 from collector.env_names import GUNICORN_NAMES, PREFIXES
-from tests.helpers import ROOT, free_port, make_settings
+from tests.helpers import ROOT, clean_env, free_port, make_settings
+from tests.helpers import code_blocks as fenced
 
 README = (ROOT / "README.md").read_text()
 DOCS = ROOT / "docs"
@@ -40,7 +40,7 @@ def section(text: str, heading: str) -> str:
 
 
 def code_blocks(text: str) -> list[list[str]]:
-    return [b.strip("\n").splitlines() for b in re.findall(r"```[a-z]*\n(.*?)```", text, re.S)]
+    return [b.strip("\n").splitlines() for b in fenced(text)]
 
 
 def test_the_readme_is_short_and_run_it_locally_follows_the_quickstart() -> None:
@@ -129,7 +129,7 @@ def test_the_documented_way_to_point_the_service_at_a_simulator_works(tmp_path: 
     simulator = block[0].rstrip(" &").replace("8081", str(sim_port)).replace(".venv/bin/", "")
     service = " ".join(line.rstrip("\\ ") for line in block[1:]).replace("8081", str(sim_port))
     service = service.replace(".venv/bin/gunicorn", str(Path(sys.executable).parent / "gunicorn"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MIXPANEL_", "COLLECTOR_"))}
+    env = clean_env()
     sim = subprocess.Popen(
         simulator.replace("python", sys.executable, 1).split(),
         cwd=ROOT,

@@ -15,7 +15,7 @@ import pytest
 
 from collector.alerting.store import FileStateStore
 from collector.simulator import Simulator
-from tests.helpers import ROOT, service_env
+from tests.helpers import ROOT, clean_env, service_env
 from tests.test_check import NOW, accepted, app_for, rules_doc
 from tests.test_startup import entries
 from tests.webhook_receiver import WebhookReceiver
@@ -143,7 +143,7 @@ def test_the_command_dry_runs_the_example_rules_with_no_store_and_no_secret(
     sim: Simulator, tmp_path: Path
 ) -> None:
     # A new user's first try: the example file as shipped, no STATE_STORE, nothing else set.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STATE_", "COLLECTOR_"))}
+    env = clean_env()
     done = subprocess.run(
         [sys.executable, "-m", "collector", "check", "--dry-run", "--rules", "rules.example.yaml"],
         cwd=ROOT,

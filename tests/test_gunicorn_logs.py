@@ -124,3 +124,32 @@ def test_with_text_logs_gunicorn_keeps_its_lines_and_they_show_no_secret(
     assert text.count("RuntimeError: cannot start with ***") == 1
     assert "\ncannot start with ***\n" in text
     assert SA_SECRET not in text
+
+
+def test_a_secret_from_the_rules_file_is_redacted_from_gunicorns_lines_too(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """The rules file's webhook URL is learnt after start-up, in the worker: an access line
+    whose URL carries it (a person pasting it where it does not belong) shows *** instead."""
+    hook = "https://hooks.example.test/services/T000/B000/very-secret-path"
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "notifiers:\n  slack:\n    type: slack\n    url_env: NOTIFY_SLACK_URL\n"
+        "rules:\n  - name: quiet\n    metric: events\n    window_minutes: 60\n    below: 0\n"
+        "    notify: [slack]\n"
+    )
+    env = service_env(
+        sim,
+        GUNICORN_CMD_ARGS="--access-logfile=-",
+        COLLECTOR_RULES=str(rules),
+        STATE_STORE=f"file:{tmp_path / 'state.json'}",
+        NOTIFY_SLACK_URL=hook,
+    )
+    log = tmp_path / "gunicorn.log"
+    with gunicorn(env, log, workers=1, threads=2) as service:
+        url = f"{service.base}/healthz?x={hook}"
+        assert requests.get(url, timeout=30).status_code == 400  # no parameters there
+    text = log.read_text()
+    [entry] = [e for e in by("gunicorn.access", every_line_as_json(text)) if "x=" in e["message"]]
+    assert entry["httpRequest"]["requestUrl"] == "/healthz?x=***"
+    assert hook not in text and "very-secret-path" not in text

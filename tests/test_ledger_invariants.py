@@ -66,7 +66,7 @@ def ledger_service(
     settings = make_settings(
         sim.url,
         EXPORT_MAX_ATTEMPTS="2",
-        EXPORT_DEADLINE_SECONDS="3",
+        EXPORT_DEADLINE_SECONDS="60",  # a whole day at once: no loaded machine cuts it short
         EXPORT_BACKOFF_BASE_SECONDS="0.01",  # the faults are the point here, not the waits
         EXPORT_BACKOFF_CAP_SECONDS="0.05",
     )

@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from collector import __version__
-from tests.helpers import ROOT, read_banner
+from tests.helpers import ROOT, clean_env, read_banner
 
 SOURCES = ("collector", "pyproject.toml", "setup.py", "README.md", "LICENSE", "requirements.txt")
 
@@ -156,11 +156,7 @@ def test_pip_install_leaves_nothing_in_the_source_tree(installed: Path) -> None:
 
 def serve(installed: Path, cwd: Path, *args: str, **env: str) -> subprocess.Popen[str]:
     """The installed `collector serve`, from a directory with no rules file in it."""
-    keep = {
-        k: v
-        for k, v in os.environ.items()
-        if k != "PYTHONPATH" and not k.startswith(("COLLECTOR_", "STATE_", "MIXPANEL_"))
-    }
+    keep = {k: v for k, v in clean_env().items() if k != "PYTHONPATH"}
     return subprocess.Popen(
         [str(installed / "venv" / "bin" / "collector"), "serve", *args],
         cwd=cwd,

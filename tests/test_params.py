@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from collector.app import create_app
-from collector.metrics.name_hint import SAMPLE_NAMES, NamesSeen, closest
+from collector.metrics.name_hint import SAMPLE_NAMES, NamesSeen
 from collector.simulator import Simulator
+from collector.suggest import closest
 from tests.helpers import make_settings
 
 WINDOW = "from=2026-11-23T10:00:00Z&to=2026-11-23T11:00:00Z"
@@ -52,6 +53,18 @@ def test_a_json_body_with_a_duplicate_key_is_a_400_naming_the_key(
     assert body["error"] == (
         f"key {key!r} is given more than once in the JSON body: give each parameter once "
         '(several values as a list: {"event": ["Sign Up", "Purchase"]})'
+    )
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_json_body_with_nan_or_infinity_is_a_400(
+    sim: Simulator, http: Any, constant: str
+) -> None:
+    # Python's parser takes them (and `{"event": NaN}` asked for an event named 'nan').
+    data = '{"event": ' + constant + ', "minutes": 60}'
+    body = refused(sim, lambda: http.post("/events", data=data, content_type="application/json"))
+    assert body["error"] == (
+        f"the JSON body holds {constant}, which JSON does not allow: give a number"
     )
 
 

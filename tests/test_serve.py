@@ -21,7 +21,7 @@ import requests
 
 from collector import __version__
 from collector.cli.serve import __doc__ as serve_doc
-from tests.helpers import ROOT, read_banner
+from tests.helpers import ROOT, clean_env, read_banner
 
 
 @dataclass
@@ -35,11 +35,10 @@ class Served:
 
 
 def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("COLLECTOR_", "STATE_"))}
     return subprocess.Popen(
         [sys.executable, "-m", "collector", "serve", *args],
         cwd=ROOT,
-        env={**clean, **(env or {})},
+        env=clean_env(**(env or {})),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -107,7 +106,7 @@ def test_seventy_curls_in_a_row_all_answer(served: Served) -> None:
         "limit; against Mixpanel the service keeps its 60 and 3)"
     )
     readme = " ".join((ROOT / "README.md").read_text().split())
-    assert "`serve --simulator` sets 100000 / 1000)" in readme
+    assert "`serve --simulator` sets 100000 / 1000;" in readme
     assert "budget of 100000 an hour and 1000 a second" in " ".join(serve_doc.split())
     url = served.url("service:") + "/distinct-users?minutes=60"
     curl = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url]
@@ -124,7 +123,7 @@ SHIPPED = ("workers", "threads", "worker_class", "timeout", "graceful_timeout", 
 
 def test_it_runs_the_shipped_gunicorn_settings() -> None:
     # Before, serve ran 4 threads where gunicorn.conf.py (and the README) say 8.
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("GUNICORN_")}
+    clean = clean_env()
     shipped = subprocess.run(
         [
             sys.executable,

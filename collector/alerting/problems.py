@@ -22,6 +22,7 @@ class Problems:
         self._meant: set[tuple[str, str]] = set()  # (where, field) a misspelt field stands for
 
     def add(self, where: str, text: str) -> None:
+        """One problem, at `where` (a rule or section; empty for the file as a whole)."""
         self.items.append(f"{where}: {text}" if where else text)
 
     def unknown(

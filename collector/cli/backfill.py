@@ -177,6 +177,8 @@ def _processes(args: argparse.Namespace) -> int:
                 try:
                     line = json.loads(text)
                 except ValueError:  # not one of ours: passed on as it came
+                    line = None
+                if not isinstance(line, dict):
                     print(text, end="", flush=True)
                     continue
                 if "summary" in line:
@@ -191,7 +193,13 @@ def _processes(args: argparse.Namespace) -> int:
     for thread in relays:
         thread.join()
     _print(tally.line(time.monotonic() - started, tasks=args.tasks))
-    return max(codes)
+    return tasks_status(codes)
+
+
+def tasks_status(codes: list[int]) -> int:
+    """The run's exit status from its tasks': the worst. A task killed by a signal (out of
+    memory, SIGKILL) exits negative, which is no success."""
+    return max(UNEXPECTED if code < 0 else code for code in codes)
 
 
 def _print(line: dict[str, Any]) -> None:

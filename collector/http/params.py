@@ -63,11 +63,25 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return seen
 
 
+class _NotJson(ValueError):
+    """NaN, Infinity or -Infinity: Python's parser takes them, JSON has no such values."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotJson(name)
+
+
 def _json_body() -> Any:
     # Through the app's JSON provider, which turns nesting past the parser's limit into an
     # error of the body instead of a crash.
     try:
-        body = current_app.json.loads(request.get_data(), object_pairs_hook=_unique_keys)
+        body = current_app.json.loads(
+            request.get_data(), object_pairs_hook=_unique_keys, parse_constant=_no_constant
+        )
+    except _NotJson as exc:
+        raise BadRequest(
+            f"the JSON body holds {exc.args[0]}, which JSON does not allow: give a number"
+        ) from None
     except _DuplicateKey as exc:
         raise BadRequest(
             f"key {exc.key[:40]!r} is given more than once in the JSON body: give each "

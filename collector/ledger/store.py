@@ -154,7 +154,7 @@ class Ledger:
                 # of this length; its time is read again.
                 length = self.slicing.seconds
                 for (a, b), s in self._hour(hour, seconds)[0].items():
-                    if b - a == length and start <= a and b <= end:
+                    if s.slice_seconds == length and start <= a and b <= end:
                         out.slices[a] = s
         return out
 

@@ -8,17 +8,15 @@ name of the slices it keeps, so `sign up` there finds `Sign Up`.
 
 from __future__ import annotations
 
-import difflib
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from collector.export.batch import Batch
 from collector.export.reader import Sink
+from collector.suggest import closest
 
 SAMPLE_NAMES = 10_000  # names kept to suggest from: a window may hold a million
 SHOWN_NAMES = 5  # missing names the hint spells out
-SEPARATORS = re.compile(r"[\s_.-]+")
 
 
 class NamesSeen:
@@ -61,25 +59,8 @@ class NamesSeen:
             body["hint"] = hint
 
     def _shown(self, name: str) -> str:
-        close = closest(name, self.sample)
+        close = closest(name, sorted(self.sample))
         return f"{name[:60]!r}" + (f" (did you mean {close!r}?)" if close else "")
-
-
-def closest(name: str, known: set[str]) -> str | None:
-    """The known name `name` most likely meant: the same but for case and separators
-    (`sign_up`, `SignUp` for `Sign Up`), else a near spelling (`Purchse`)."""
-    if not known:
-        return None
-    loose = {_loose(k): k for k in sorted(known, reverse=True)}  # the first in order wins
-    if _loose(name) in loose:
-        return loose[_loose(name)]
-    folded = {k.casefold(): k for k in sorted(known, reverse=True)}
-    near = difflib.get_close_matches(name.casefold(), list(folded), n=1, cutoff=0.8)
-    return folded[near[0]] if near else None
-
-
-def _loose(name: str) -> str:
-    return SEPARATORS.sub("", name.casefold())
 
 
 class Watched:
