@@ -23,7 +23,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from collector.blobs import DirBlobStore
 from collector.config import Settings
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
@@ -33,6 +32,7 @@ from collector.ledger.slices import Slicing
 from collector.ledger.store import Ledger
 from collector.metrics.service import MetricRequest, compute
 from collector.simulator import SimConfig, Simulator
+from collector.stores.directory import DirBlobStore
 from collector.window import Window
 
 DAY = date(2026, 10, 1)  # the simulated calendar

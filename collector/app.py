@@ -13,8 +13,6 @@ from collector.alerting.check import Checker
 from collector.alerting.notification import Notifier
 from collector.alerting.notify import build_notifier
 from collector.alerting.rules import RuleSet, load_rules
-from collector.alerting.store import FileStateStore, StateStore, StoreError, store_from_url
-from collector.blobs import blob_store_from_url
 from collector.config import Settings
 from collector.errors import ConfigError
 from collector.export.budget import QueryBudget
@@ -28,6 +26,8 @@ from collector.http.status import bp as status_bp
 from collector.ledger.service import LedgerService, build_ledger
 from collector.logs import protect, setup_logging
 from collector.startup import load_settings, log_started, refuse
+from collector.stores import DocumentStore as StateStore
+from collector.stores import open_document, open_store
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -91,29 +91,17 @@ def build_checker(
 
 def build_budget(settings: Settings) -> QueryBudget:
     """The Export query budget: the project's, shared through BUDGET_STORE when it is set
-    (validated with the settings), else this process's own."""
+    (a directory is probed now: ConfigError if it cannot be written), else this process's own."""
     per_hour, per_second = settings.export_queries_per_hour, settings.export_queries_per_second
     if not settings.budget_store:
         return QueryBudget(per_hour, per_second)
-    store = blob_store_from_url(settings.budget_store, "BUDGET_STORE")
-    return SharedBudget(store, per_hour, per_second)
+    return SharedBudget(open_store(settings.budget_store, "BUDGET_STORE"), per_hour, per_second)
 
 
 def _store(settings: Settings) -> StateStore:
     if not settings.state_store:
         raise ConfigError("alert rules need a state store: set STATE_STORE")
-    store = store_from_url(settings.state_store)
-    if isinstance(store, FileStateStore):
-        # A Cloud Storage store is checked by each /check: building the app needs neither
-        # credentials nor the network.
-        try:
-            store.check_writable()
-        except StoreError as exc:
-            raise ConfigError(
-                f"STATE_STORE: {exc}; give it a path this service's user can write, "
-                "or a Cloud Storage object (gs://<bucket>/<object>)"
-            ) from None
-    return store
+    return open_document(settings.state_store, "STATE_STORE")
 
 
 def create_app(

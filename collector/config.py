@@ -11,7 +11,8 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector.env_names import rules_file_variables, unknown_settings
-from collector.errors import ConfigError, StoreError
+from collector.errors import ConfigError
+from collector.stores.location import parse_location
 
 REGION_URLS = {
     "us": "https://data.mixpanel.com/api/2.0/export",
@@ -266,7 +267,7 @@ def _build(r: _Reader, state_store_required: bool = True) -> Settings:
         auth_oidc_audience=oidc_audience,
         auth_oidc_invokers=oidc_invokers,
         **_ledger(r),
-        budget_store=_budget_store(r),
+        budget_store=_store_place(r, "BUDGET_STORE"),
     )
 
 
@@ -310,13 +311,7 @@ SLICE_MINUTES = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)  # those that cut an 
 
 
 def _ledger(r: _Reader) -> dict[str, Any]:
-    store = r.text("LEDGER_STORE")
-    if store and not (store.startswith("gs://") and len(store) > len("gs://")):
-        path = store[len("file:") :] if store.startswith("file:") else store
-        if not os.path.isabs(path.removeprefix("//")):
-            r.problems.append(
-                f"LEDGER_STORE={store!r} must be gs://<bucket>/<prefix> or an absolute directory"
-            )
+    store = _store_place(r, "LEDGER_STORE")
     minutes = r.number("LEDGER_SLICE_MINUTES", 5, int, 1, 60)
     if minutes not in SLICE_MINUTES:
         r.problems.append(
@@ -344,6 +339,18 @@ def _ledger(r: _Reader) -> dict[str, Any]:
     }
 
 
+def _store_place(r: _Reader, setting: str, *, document: bool = False) -> str | None:
+    """A store's setting, checked for being a place (where it is opened and probed is the
+    factory's business: settings do no I/O)."""
+    url = r.text(setting)
+    if url is not None:
+        try:
+            parse_location(url, setting, document=document)
+        except ValueError as exc:
+            r.problems.append(str(exc))
+    return url
+
+
 def _state_store(r: _Reader, allow_file: bool, required: bool = True) -> str | None:
     """STATE_STORE, checked against where it would run. Rules need it: their state (who is
     firing, what is owed) must outlive the process, and be the same for every process."""
@@ -359,12 +366,14 @@ def _state_store(r: _Reader, allow_file: bool, required: bool = True) -> str | N
         return None
     if not (url.startswith(("file:", "gs://")) and len(url) > len("file:")):
         r.problems.append(f"STATE_STORE={url!r} must be file:<path> or gs://<bucket>/<object>")
-    elif url.startswith("gs://") and "/" not in url[len("gs://") :].strip("/"):
-        r.problems.append(f"STATE_STORE={url!r} needs an object name: gs://<bucket>/<object>")
-    elif url.startswith("file:") and rules:
-        path = url[len("file:") :]
-        path = path[2:] if path.startswith("//") else path  # file:///abs/path
-        if not path.startswith("/"):
+        return url
+    try:
+        where = parse_location(url, "STATE_STORE", document=True)
+    except ValueError as exc:
+        r.problems.append(str(exc))
+        return url
+    if where.bucket is None and rules:
+        if not where.path.startswith("/"):
             r.problems.append(
                 f"STATE_STORE={url!r} must be an absolute path (file:/var/lib/collector/"
                 "state.json): a relative one moves with the working directory"
@@ -375,32 +384,6 @@ def _state_store(r: _Reader, allow_file: bool, required: bool = True) -> str | N
                 "its own rule state and lose it on every restart (alerts fire again, owed "
                 "notifications are lost); set STATE_STORE=gs://<bucket>/<object>, or "
                 "STATE_STORE_ALLOW_FILE=true to accept that"
-            )
-    return url
-
-
-def _budget_store(r: _Reader) -> str | None:
-    """BUDGET_STORE: where the project's query budget is shared (gs://<bucket>/<prefix>, or an
-    absolute directory, which must be writable now rather than fail every query later)."""
-    url = r.text("BUDGET_STORE")
-    if url is None:
-        return None
-    # Imported here: the settings need the store code only when the setting is used.
-    from collector.blobs import DirBlobStore, blob_store_from_url
-    from collector.export.shared_budget import check_writable
-
-    try:
-        store = blob_store_from_url(url, "BUDGET_STORE")
-    except ValueError as exc:
-        r.problems.append(str(exc))
-        return url
-    if isinstance(store, DirBlobStore):
-        try:
-            check_writable(store)
-        except StoreError as exc:
-            r.problems.append(
-                f"BUDGET_STORE={url!r} cannot be used: {exc.message}; give it a directory this "
-                "service's user can write, or a Cloud Storage prefix (gs://<bucket>/<prefix>)"
             )
     return url
 

@@ -18,11 +18,11 @@ from typing import Any, ClassVar
 
 from collector.alerting.notification import verify_signature
 from collector.alerting.rules import parse_rules
-from collector.alerting.store import FileStateStore
 from collector.app import create_app
 from collector.cli.table import cell
 from collector.config import Settings
 from collector.simulator import Fault, SimConfig, Simulator
+from collector.stores import file_document
 
 KEY = "demo-signing-key-not-secret"
 RULES = {
@@ -99,7 +99,7 @@ def run_incident(settings_env: dict[str, str]) -> int:
     )
     problems = 0
     with tempfile.TemporaryDirectory() as tmp:
-        store = FileStateStore(Path(tmp) / "state.json")
+        store = file_document(Path(tmp) / "state.json")
         for minutes, traffic, faults, title in steps:
             now = start + timedelta(minutes=minutes)
             with Simulator(

@@ -13,7 +13,7 @@ gunicorn set its own, and calls gunicorn's: an app-level SIGTERM handler in the 
 be replaced by gunicorn's, or replace its graceful drain.
 
 A `/check` cut by the drain ends its reads early like any request; its writes to the alert state
-are all or nothing (collector.alerting.store). If it is delivering notifications, it takes no new
+are all or nothing (collector.stores.document). If it is delivering notifications, it takes no new
 one, the send in flight is cut within the same grace, what was delivered is settled and the rest
 released for the next run (collector.alerting.deliver).
 """

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from collector.alerting.store import FileStateStore
 from collector.simulator import Simulator
+from collector.stores import Document, file_document
 from collector.window import Window
 from tests.gcs import bucket, gcs_emulator  # noqa: F401 - fixtures shared by test modules
 from tests.helpers import sim_config
@@ -106,9 +106,9 @@ def past_window(minutes: int = 30) -> Window:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> FileStateStore:
+def store(tmp_path: Path) -> Document:
     """A rules state file of this test's own."""
-    return FileStateStore(tmp_path / "state.json")
+    return file_document(tmp_path / "state.json")
 
 
 @pytest.fixture

@@ -80,6 +80,11 @@ class CountingReader(ExportReader):
         return ExportReport(complete=True, attempts=1)
 
 
+def state_path(document: Any) -> Path:
+    """Where a rule-state document on a directory keeps its bytes."""
+    return Path(document.store.root) / document.name
+
+
 def clean_env(**overrides: str) -> dict[str, str]:
     """This process's environment less every variable of the service's (its prefixes:
     MIXPANEL_, COLLECTOR_, STATE_, GUNICORN_, ...), so that nothing of this machine's reaches a

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from collector.blobs import DirBlobStore
 from collector.cli.backfill import tasks_status
 from collector.ledger.backfill import task_days
 from collector.simulator import Fault, Simulator
+from collector.stores.directory import DirBlobStore
 from tests.conftest import sim_config
 from tests.helpers import PROJECT_ID, ROOT, SA_SECRET, SA_USER, clean_env
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from collector.blobs import ABSENT, BlobStore, DirBlobStore, blob_store_from_url
 from collector.errors import StoreConflict, StoreError
-from collector.gcs_blobs import GcsBlobStore
+from collector.stores import ABSENT, BlobStore, open_store
+from collector.stores.directory import DirBlobStore
+from collector.stores.gcs import GcsBlobStore
 from tests.gcs import client
 
 
@@ -40,11 +41,13 @@ def test_create_only_once_and_replace_only_what_was_read(blobs: BlobStore) -> No
 
 
 def test_urls_name_their_store_and_bad_ones_name_the_setting(tmp_path: Path) -> None:
-    assert blob_store_from_url(f"file:{tmp_path}", "LEDGER_STORE").describe() == f"file:{tmp_path}"
-    assert blob_store_from_url("gs://b/p/q", "LEDGER_STORE").describe() == "gs://b/p/q"
+    assert (
+        open_store(f"file:{tmp_path}", "LEDGER_STORE", check=False).describe() == f"file:{tmp_path}"
+    )
+    assert open_store("gs://b/p/q", "LEDGER_STORE", check=False).describe() == "gs://b/p/q"
     for bad in ("relative/dir", "gs://", "file:"):
         with pytest.raises(ValueError, match="LEDGER_STORE="):
-            blob_store_from_url(bad, "LEDGER_STORE")
+            open_store(bad, "LEDGER_STORE", check=False)
     with pytest.raises(ValueError, match="not an object name"):
         DirBlobStore(tmp_path).put("../escape", b"x")
 

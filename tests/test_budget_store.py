@@ -11,12 +11,12 @@ import yaml
 
 from collector.__main__ import main
 from collector.app import create_app
-from collector.blobs import DirBlobStore
 from collector.config import Settings
 from collector.errors import ConfigError
 from collector.export.budget import QueryBudget
 from collector.export.shared_budget import STORE_RETRY_SECONDS, SharedBudget
 from collector.simulator import Simulator
+from collector.stores.directory import DirBlobStore
 from tests.check_service import firing_rule
 from tests.conftest import past_window
 from tests.helpers import make_settings, service_env
@@ -48,9 +48,11 @@ def test_a_budget_store_that_is_no_place_stops_start_up(url: str, problem: str) 
 
 
 def test_a_directory_that_cannot_be_written_stops_start_up(tmp_path: Path) -> None:
+    # The settings only say it is a place; the factory opens it and probes it, once.
     (tmp_path / "taken").write_text("a file where the directory should be")
+    settings = Settings.from_env({**SA, "BUDGET_STORE": str(tmp_path / "taken")})
     with pytest.raises(ConfigError) as err:
-        Settings.from_env({**SA, "BUDGET_STORE": str(tmp_path / "taken")})
+        create_app(settings)
     assert f"BUDGET_STORE='{tmp_path / 'taken'}' cannot be used: cannot " in err.value.message
     assert "give it a directory this service's user can write" in err.value.message
 
@@ -58,7 +60,10 @@ def test_a_directory_that_cannot_be_written_stops_start_up(tmp_path: Path) -> No
 def test_a_writable_directory_is_checked_and_left_empty(tmp_path: Path) -> None:
     settings = Settings.from_env({**SA, "BUDGET_STORE": f"file:{tmp_path / 'budget'}"})
     assert settings.budget_store == f"file:{tmp_path / 'budget'}"
-    assert DirBlobStore(tmp_path / "budget").names() == []
+    assert not (tmp_path / "budget").exists()  # reading the settings touched nothing
+    create_app(settings)
+    assert DirBlobStore(tmp_path / "budget").names() == []  # probed, and left empty
+    assert (tmp_path / "budget").is_dir()
 
 
 def test_a_cloud_storage_prefix_needs_no_network_at_start_up() -> None:

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from collector.alerting.gcs_state import GcsStateStore
 from collector.alerting.rules import parse_rules
-from collector.alerting.store import FileStateStore, StateStore
 from collector.app import create_app
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
 from collector.simulator import Fault, Simulator
+from collector.stores import Document, file_document
+from collector.stores import DocumentStore as StateStore
+from collector.stores.gcs import GcsBlobStore
 from tests.conftest import CHECK_KEY as KEY
 from tests.conftest import sim_config
 from tests.gcs import client
@@ -133,9 +134,9 @@ def test_partial_data_holds_the_state_instead_of_flapping(sim: Simulator, store,
 def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], StateStore]:
     """A new store object for each run, as a restarted instance would build it."""
     if request.param == "file":
-        return lambda: FileStateStore(tmp_path / "state.json")
+        return lambda: file_document(tmp_path / "state.json")
     bucket = request.getfixturevalue("bucket")  # a real emulator behind the real client
-    return lambda: GcsStateStore(bucket, "collector/state.json", client=client())
+    return lambda: Document(GcsBlobStore(bucket, client=client()), "collector/state.json")
 
 
 def test_scripted_incident_across_restarts(new_store, hook) -> None:

@@ -10,8 +10,8 @@ import pytest
 from flask import Flask
 
 from collector.alerting.rules import parse_rules
-from collector.alerting.store import FileStateStore
 from collector.app import create_app
+from collector.stores import file_document
 from tests.helpers import CountingReader, json_entries, make_settings
 
 RULES = {
@@ -29,7 +29,7 @@ def app_for(tmp_path: Path, **env: str) -> tuple[Flask, CountingReader]:
         settings,
         reader=reader,
         rules=parse_rules(RULES, {}),
-        store=FileStateStore(tmp_path / "state.json"),
+        store=file_document(tmp_path / "state.json"),
     )
     return app, reader
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from collector.alerting.store import FileStateStore
 from collector.simulator import Simulator
+from collector.stores import Document
 from tests.helpers import collector_command, service_env
 from tests.test_check import NOW, app_for, rules_doc
 
@@ -28,7 +28,7 @@ def names(body: dict) -> list[str]:
 
 
 def test_check_and_its_dry_run_list_the_rules_in_file_order(
-    sim: Simulator, store: FileStateStore
+    sim: Simulator, store: Document
 ) -> None:
     client = app_for(sim, rules_doc(*RULES), store, NOW).test_client()
     assert names(client.get("/check?dry_run=1").get_json()) == FILE_ORDER

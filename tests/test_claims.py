@@ -9,8 +9,8 @@ from typing import Any
 
 from collector.alerting.claims import claim, release, settle
 from collector.alerting.rules import parse_rules
-from collector.alerting.store import FileStateStore
 from collector.app import create_app
+from collector.stores import file_document
 from tests.check_service import KEY, firing_rule
 from tests.helpers import CountingReader, make_settings
 from tests.test_state_shape import PENDING
@@ -74,7 +74,7 @@ def test_a_failure_does_not_touch_a_claim_another_run_took_over() -> None:
 def test_a_dead_runs_claims_are_delivered_once_its_lease_expires(tmp_path: Path) -> None:
     below_one = {k: v for k, v in firing_rule("busy", "hook").items() if k != "above"}
     below_one["below"] = 1
-    store = FileStateStore(tmp_path / "state.json")
+    store = file_document(tmp_path / "state.json")
     with WebhookReceiver(signing_key=KEY) as rx:
         rules = parse_rules(
             {

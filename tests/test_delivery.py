@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 import requests
 
-from collector.alerting.gcs_state import GcsStateStore
-from collector.alerting.store import FileStateStore, StateStore
 from collector.simulator import Simulator
+from collector.stores import Document, file_document
+from collector.stores import DocumentStore as StateStore
+from collector.stores.gcs import GcsBlobStore
 from tests.check_service import check_service, firing_rule, get_check
 from tests.gcs import client
 from tests.webhook_receiver import Reply, WebhookReceiver
@@ -31,7 +32,7 @@ def ids(rx: WebhookReceiver) -> list[str]:
 
 
 def pending(where: Path | StateStore) -> list[dict[str, Any]]:
-    store = FileStateStore(where) if isinstance(where, Path) else where
+    store = file_document(where) if isinstance(where, Path) else where
     doc, _ = store.load()
     return [p for state in doc["rules"].values() for p in state["pending"]]
 
@@ -41,10 +42,10 @@ def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, S
     """STATE_STORE for the service, and the same store to read back: a file under its lock, or
     a fake-gcs-server object under generation preconditions."""
     if request.param == "file":
-        return f"file:{tmp_path / 'state.json'}", FileStateStore(tmp_path / "state.json")
+        return f"file:{tmp_path / 'state.json'}", file_document(tmp_path / "state.json")
     bucket = request.getfixturevalue("bucket")
     name = "collector/state.json"
-    return f"gs://{bucket}/{name}", GcsStateStore(bucket, name, client=client())
+    return f"gs://{bucket}/{name}", Document(GcsBlobStore(bucket, client=client()), name)
 
 
 def test_two_overlapping_checks_deliver_each_notification_once(

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.alerting.store import FileStateStore
 from collector.simulator import Simulator
-from tests.helpers import ROOT, clean_env, service_env
+from collector.stores import Document
+from tests.helpers import ROOT, clean_env, service_env, state_path
 from tests.test_check import NOW, accepted, app_for, rules_doc
 from tests.test_startup import entries
 from tests.webhook_receiver import WebhookReceiver
@@ -23,14 +23,14 @@ from tests.webhook_receiver import WebhookReceiver
 BUSY = {"name": "busy", "metric": "events", "window_minutes": 30, "above": 0}
 
 
-def snapshot(store: FileStateStore) -> tuple[bytes | None, bool]:
+def snapshot(store: Document) -> tuple[bytes | None, bool]:
     """The state file's bytes, and whether a save ever took its lock."""
-    data = store.path.read_bytes() if store.path.exists() else None
-    return data, store.path.with_name(store.path.name + ".lock").exists()
+    data = state_path(store).read_bytes() if state_path(store).exists() else None
+    return data, state_path(store).with_name(state_path(store).name + ".lock").exists()
 
 
 def test_a_dry_run_shows_the_decision_and_the_notification_and_sends_and_saves_nothing(
-    sim: Simulator, store: FileStateStore, hook: WebhookReceiver, capsys
+    sim: Simulator, store: Document, hook: WebhookReceiver, capsys
 ) -> None:
     app = app_for(sim, rules_doc(BUSY), store, NOW, hook.url, LOG_FORMAT="json")
     queries = sim.queries
@@ -62,7 +62,7 @@ def test_a_dry_run_shows_the_decision_and_the_notification_and_sends_and_saves_n
 
 
 def test_a_dry_run_lists_what_is_still_owed_and_leaves_it_unclaimed(
-    sim: Simulator, store: FileStateStore, hook: WebhookReceiver
+    sim: Simulator, store: Document, hook: WebhookReceiver
 ) -> None:
     hook.script([500])
     first = app_for(sim, rules_doc(BUSY), store, NOW, hook.url).test_client().get("/check")
@@ -79,22 +79,22 @@ def test_a_dry_run_lists_what_is_still_owed_and_leaves_it_unclaimed(
 
 
 def test_a_dry_run_that_cannot_read_the_state_is_a_503_that_spent_nothing(
-    sim: Simulator, store: FileStateStore
+    sim: Simulator, store: Document
 ) -> None:
-    store.path.write_text('{"rules": {"busy": ')
+    state_path(store).write_text('{"rules": {"busy": ')
     app = app_for(sim, rules_doc(BUSY), store, NOW)
     queries = sim.queries
     r = app.test_client().get("/check?dry_run=1")
     assert r.status_code == 503 and r.get_json()["code"] == "state_store_unavailable"
     assert "a dry run spent no Export query and changed nothing" in r.get_json()["error"]
     assert sim.queries == queries
-    assert store.path.read_text() == '{"rules": {"busy": '
+    assert state_path(store).read_text() == '{"rules": {"busy": '
 
 
 ACCEPTED = 'use dry_run=1 or dry_run=0, or "dry_run": true or false in a JSON body'
 
 
-def test_dry_run_must_be_a_boolean(sim: Simulator, store: FileStateStore) -> None:
+def test_dry_run_must_be_a_boolean(sim: Simulator, store: Document) -> None:
     http = app_for(sim, rules_doc(BUSY), store, NOW).test_client()
     queries = sim.queries
     r = http.get("/check?dry_run=maybe")
@@ -105,7 +105,7 @@ def test_dry_run_must_be_a_boolean(sim: Simulator, store: FileStateStore) -> Non
 
 
 def test_a_json_true_is_a_dry_run_and_a_json_false_a_real_run(
-    sim: Simulator, store: FileStateStore, hook: WebhookReceiver
+    sim: Simulator, store: Document, hook: WebhookReceiver
 ) -> None:
     # docs/operations.md shows {"dry_run": true}; before, both booleans were a 400.
     http = app_for(sim, rules_doc(BUSY), store, NOW, hook.url).test_client()
@@ -130,7 +130,7 @@ def test_a_json_true_is_a_dry_run_and_a_json_false_a_real_run(
     ],
 )
 def test_a_json_dry_run_that_is_no_boolean_is_a_400_saying_what_is_accepted(
-    sim: Simulator, store: FileStateStore, body: dict, error: str
+    sim: Simulator, store: Document, body: dict, error: str
 ) -> None:
     http = app_for(sim, rules_doc(BUSY), store, NOW).test_client()
     queries = sim.queries

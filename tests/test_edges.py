@@ -15,7 +15,6 @@ import pytest
 import requests
 
 from collector.alerting.rules import parse_rules
-from collector.alerting.store import FileStateStore
 from collector.app import create_app
 from collector.errors import UpstreamRefused, UpstreamUnavailable
 from collector.export import zone_probe
@@ -25,6 +24,7 @@ from collector.export.decode import MAX_LINE_BYTES
 from collector.export.reader import ExportReader
 from collector.metrics.service import MetricRequest, compute
 from collector.simulator import Fault, Simulator
+from collector.stores import file_document
 from collector.window import Window
 from tests.conftest import past_window, sim_config
 from tests.helpers import make_settings
@@ -71,7 +71,7 @@ def check_app(sim: Simulator, tmp_path: Path, condition: dict) -> object:
     )
     now = WINDOW.end
     reader = ExportReader(settings, QueryBudget(60, 3), now=lambda: now)
-    store = FileStateStore(tmp_path / "state.json")
+    store = file_document(tmp_path / "state.json")
     return create_app(settings, reader=reader, now=lambda: now, rules=rules, store=store)
 
 

@@ -15,17 +15,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.blobs import BlobStore, DirBlobStore
 from collector.errors import UpstreamUnavailable
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
-from collector.gcs_blobs import GcsBlobStore
 from collector.ledger import store as ledger_store
 from collector.ledger.service import LedgerService
 from collector.ledger.slices import Slicing
 from collector.ledger.store import Ledger
 from collector.metrics.service import MetricRequest, compute
 from collector.simulator import Fault, Simulator
+from collector.stores import BlobStore
+from collector.stores.directory import DirBlobStore
+from collector.stores.gcs import GcsBlobStore
 from collector.window import Window
 from tests.conftest import sim_config
 from tests.gcs import client

@@ -18,12 +18,12 @@ import requests
 
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
-from collector.gcs_blobs import GcsBlobStore
 from collector.ledger.service import LedgerService
 from collector.ledger.slices import Slicing
 from collector.ledger.store import Ledger
 from collector.metrics.service import MetricRequest
 from collector.simulator import Simulator
+from collector.stores.gcs import GcsBlobStore
 from collector.window import Window
 from tests.conftest import sim_config
 from tests.gcs import client

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from collector.alerting.rules import parse_rules
-from collector.alerting.store import FileStateStore
 from collector.app import create_app
 from collector.config import Settings
 from collector.errors import ConfigError
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
 from collector.simulator import Fault, Simulator
+from collector.stores import file_document
 from tests.conftest import sim_config
 from tests.helpers import make_settings
 from tests.test_ledger import BASE, DAY, Clock
@@ -61,7 +61,7 @@ def app_for(sim: Simulator, tmp_path: Path, clock: Clock, rules: dict | None = N
     settings = make_settings(sim.url, **{**defaults, **env})
     reader = ExportReader(settings, QueryBudget(60, 3), now=clock)
     ruleset = parse_rules(rules, {}) if rules else None
-    store = FileStateStore(tmp_path / "state.json") if rules else None
+    store = file_document(tmp_path / "state.json") if rules else None
     return create_app(settings, reader=reader, now=clock, rules=ruleset, store=store)
 
 

@@ -21,9 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector.alerting.rules import parse_rules
-from collector.alerting.store import FileStateStore
 from collector.app import create_app
-from collector.blobs import BlobStore, DirBlobStore
 from collector.errors import UpstreamUnavailable
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
@@ -32,6 +30,8 @@ from collector.ledger.slices import Slicing
 from collector.ledger.store import Ledger
 from collector.metrics.service import MetricRequest
 from collector.simulator import Fault, Simulator
+from collector.stores import BlobStore, file_document
+from collector.stores.directory import DirBlobStore
 from collector.window import Window
 from tests.conftest import sim_config
 from tests.helpers import make_settings
@@ -184,7 +184,7 @@ def test_a_check_whose_read_fails_at_a_days_last_refresh_leaves_the_day_owing_it
         reader=reader,
         now=clock,
         rules=parse_rules(rules, {}),
-        store=FileStateStore(tmp_path / "state.json"),
+        store=file_document(tmp_path / "state.json"),
     )
     http = app.test_client()
     kept = http.get("/events?from=2026-11-20T00:00:00Z&to=2026-11-21T01:00:00Z").get_json()

@@ -13,11 +13,11 @@ from collector.alerting.message import notification_text
 from collector.alerting.notification import NotifierConfig
 from collector.alerting.notify import LogNotifier, build_notifier
 from collector.alerting.rules import parse_rules
-from collector.alerting.store import FileStateStore
 from collector.app import create_app
 from collector.config import Settings
 from collector.logs import setup_logging
 from collector.simulator import Simulator
+from collector.stores import file_document
 from tests.helpers import make_settings
 from tests.test_check import NOW
 from tests.test_notify import N
@@ -76,7 +76,7 @@ def test_a_check_with_a_log_notifier_delivers_by_writing_the_entry(
         },
         {},  # no secret anywhere
     )
-    store = FileStateStore(tmp_path / "state.json")
+    store = file_document(tmp_path / "state.json")
     app = create_app(
         make_settings(sim.url, LOG_FORMAT="json"), now=lambda: NOW, rules=rules, store=store
     )

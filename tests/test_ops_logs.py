@@ -29,10 +29,10 @@ from collector.alerting import decide
 from collector.alerting.message import KIND_ICONS
 from collector.alerting.rule_fields import SEVERITIES as RULE_SEVERITIES
 from collector.alerting.rules import parse_rules
-from collector.alerting.store import FileStateStore
 from collector.app import create_app
 from collector.metrics import METRICS as METRICS_SERVED
 from collector.simulator import Fault, Simulator
+from collector.stores import file_document
 from tests.conftest import past_window
 from tests.helpers import make_settings
 
@@ -100,7 +100,7 @@ def entries(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> list[di
             },
             {},
         )
-        store = FileStateStore(tmp_path_factory.mktemp("state") / "state.json")
+        store = file_document(tmp_path_factory.mktemp("state") / "state.json")
         checker = create_app(make_settings(sim.url, **env), rules=rules, store=store)
         assert checker.test_client().get("/check").status_code == 200
         sim.script([Fault.status(503), Fault.status(503)])

@@ -9,12 +9,12 @@ from datetime import timedelta
 import pytest
 
 from collector.alerting.rules import parse_rules
-from collector.alerting.store import FileStateStore
 from collector.app import create_app
 from collector.simulator import Simulator
+from collector.stores import Document
 from collector.window import iso
 from tests.conftest import CHECK_KEY
-from tests.helpers import CountingReader, make_settings
+from tests.helpers import CountingReader, make_settings, state_path
 from tests.test_check import NOW, app_for, rules_doc
 from tests.webhook_receiver import WebhookReceiver
 
@@ -24,7 +24,7 @@ QUIET = {"name": "quiet", "metric": "events", "events": ["Sign Up"], "window_min
 
 
 def test_before_any_check_every_rule_is_unchecked_and_nothing_is_queried(
-    store: FileStateStore,
+    store: Document,
 ) -> None:
     settings = make_settings()
     reader = CountingReader(settings)
@@ -41,12 +41,12 @@ def test_before_any_check_every_rule_is_unchecked_and_nothing_is_queried(
     ]
     assert body["rules"][1]["events"] == ["Sign Up"] and body["rules"][1]["severity"] == "critical"
     assert (body["queries"], body["pending"], body["retired_rules"]) == (0, 0, [])
-    assert body["store"] == f"file:{store.path}"
-    assert reader.calls == 0 and not store.path.exists()
+    assert body["store"] == f"file:{state_path(store)}"
+    assert reader.calls == 0 and not state_path(store).exists()
 
 
 def test_after_checks_it_shows_state_since_value_and_what_is_owed_for_no_query(
-    sim: Simulator, store: FileStateStore, hook: WebhookReceiver
+    sim: Simulator, store: Document, hook: WebhookReceiver
 ) -> None:
     hook.script([500])  # the firing notification fails: it stays pending
     doc = rules_doc(BUSY)
@@ -56,10 +56,10 @@ def test_after_checks_it_shows_state_since_value_and_what_is_owed_for_no_query(
     hook.script([500])
     app.test_client().get("/check")  # still ALERTING; the retry fails again
 
-    queries, saved = sim.queries, store.path.read_bytes()
+    queries, saved = sim.queries, state_path(store).read_bytes()
     r = app.test_client().get("/rules")
     assert sim.queries == queries  # no Export query
-    assert store.path.read_bytes() == saved  # nothing written
+    assert state_path(store).read_bytes() == saved  # nothing written
     [rule] = r.get_json()["rules"]
     truth = sim.truth(later - timedelta(minutes=30), later).events
     assert (rule["state"], rule["firing"], rule["value"], rule["complete"]) == (
@@ -77,7 +77,7 @@ def test_after_checks_it_shows_state_since_value_and_what_is_owed_for_no_query(
     assert r.get_json()["pending"] == 1
 
 
-def test_a_rule_gone_from_the_file_is_listed_as_retired(sim, store: FileStateStore) -> None:
+def test_a_rule_gone_from_the_file_is_listed_as_retired(sim, store: Document) -> None:
     app_for(sim, rules_doc(BUSY, QUIET), store, NOW).test_client().get("/check")
     body = app_for(sim, rules_doc(QUIET), store, NOW).test_client().get("/rules").get_json()
     assert [r["name"] for r in body["rules"]] == ["quiet"]
@@ -85,21 +85,21 @@ def test_a_rule_gone_from_the_file_is_listed_as_retired(sim, store: FileStateSto
 
 
 def test_without_rules_or_with_a_broken_store_it_says_what_to_fix(
-    sim: Simulator, store: FileStateStore
+    sim: Simulator, store: Document
 ) -> None:
     r = create_app(make_settings(sim.url)).test_client().get("/rules")
     assert r.status_code == 503 and r.get_json()["code"] == "not_configured"
     assert "COLLECTOR_RULES" in r.get_json()["error"]
-    store.path.write_text("[]")
+    state_path(store).write_text("[]")
     queries = sim.queries
     r = app_for(sim, rules_doc(BUSY), store, NOW).test_client().get("/rules")
     assert r.status_code == 503 and r.get_json()["code"] == "state_store_unavailable"
     assert "nothing was queried and nothing changed" in r.get_json()["error"]
     assert r.get_json()["queries"] == 0 and sim.queries == queries
-    assert store.path.read_text() == "[]"
+    assert state_path(store).read_text() == "[]"
 
 
-def test_rules_answers_get_only(store: FileStateStore) -> None:
+def test_rules_answers_get_only(store: Document) -> None:
     settings = make_settings()
     rules = parse_rules(
         rules_doc(BUSY), {"HOOK_URL": "http://127.0.0.1:9/x", "HOOK_KEY": CHECK_KEY}
@@ -129,7 +129,7 @@ def test_rules_answers_get_only(store: FileStateStore) -> None:
     ],
 )  # fmt: skip
 def test_fires_when_names_the_condition_and_its_baseline(
-    store: FileStateStore, condition: dict, says: str
+    store: Document, condition: dict, says: str
 ) -> None:
     # Before, /status said "drop of 50%" and nothing of what the drop was measured against.
     settings = make_settings()

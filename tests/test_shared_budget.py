@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from collector.blobs import BlobStore, DirBlobStore
 from collector.export.budget import QueryBudget
 from collector.export.deadline import Deadline
 from collector.export.shared_budget import MARGIN, STORE_RETRY_SECONDS, SharedBudget
+from collector.stores import BlobStore
+from collector.stores.directory import DirBlobStore
 
 T0 = 1_800_000_000.0
 

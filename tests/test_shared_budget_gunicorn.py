@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from collector.blobs import BlobStore, DirBlobStore
-from collector.gcs_blobs import GcsBlobStore
 from collector.simulator import Simulator
+from collector.stores import BlobStore
+from collector.stores.directory import DirBlobStore
+from collector.stores.gcs import GcsBlobStore
 from tests.conftest import past_window
 from tests.gcs import client
 from tests.helpers import gunicorn, service_env

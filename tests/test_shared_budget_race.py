@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from collector.blobs import BlobStore, DirBlobStore
 from collector.export.shared_budget import SharedBudget
-from collector.gcs_blobs import GcsBlobStore
+from collector.stores import BlobStore
+from collector.stores.directory import DirBlobStore
+from collector.stores.gcs import GcsBlobStore
 from tests.gcs import client
 
 PER_HOUR, PER_SECOND, TAKERS = 6, 3, 8

@@ -171,10 +171,9 @@ from collector.config import Settings
 log_format, store = sys.argv[1:3]
 create_app(Settings.from_env({"MIXPANEL_API_SECRET": "s" * 12, "LOG_FORMAT": log_format}))
 if store == "gs":  # the stores of a deployment whose ledger and rule state are in a bucket
-    from collector.alerting.store import store_from_url
-    from collector.blobs import blob_store_from_url
-    store_from_url("gs://bucket/state.json")
-    blob_store_from_url("gs://bucket/ledger", "LEDGER_STORE")
+    from collector.stores import open_document, open_store
+    open_document("gs://bucket/state.json", "STATE_STORE")
+    open_store("gs://bucket/ledger", "LEDGER_STORE")
 print("loaded:", *(m for m in ("google.cloud.storage", "google.cloud.logging", "google.auth.jwt")
                    if m in sys.modules))
 """

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from collector.alerting.state import validate
-from collector.alerting.store import CorruptState
+from collector.errors import CorruptState
 
 PENDING = {
     "id": "busy:firing:2026-11-23T11:00:00Z:hook",

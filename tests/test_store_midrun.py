@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 
 from collector.alerting.rules import parse_rules
-from collector.alerting.store import FileStateStore, StoreError
 from collector.app import create_app
+from collector.errors import StoreError
+from collector.stores import Document
+from collector.stores.directory import DirBlobStore
 from tests.check_service import KEY
 from tests.helpers import CountingReader, make_settings
 from tests.webhook_receiver import WebhookReceiver
@@ -26,12 +28,12 @@ from tests.webhook_receiver import WebhookReceiver
 NOW = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
 
 
-class FailingSave(FileStateStore):
+class FailingSave(Document):
     """Refuses the `fail_at`-th save from now on (1: the preflight's), once."""
 
     fail_at: int | None = None
 
-    def save(self, doc: dict[str, Any], version: str | None) -> str:
+    def save(self, doc: dict[str, Any], version: Any) -> Any:
         if self.fail_at is not None:
             self.fail_at -= 1
             if self.fail_at == 0:
@@ -41,7 +43,7 @@ class FailingSave(FileStateStore):
 
 
 def checker(
-    rx: WebhookReceiver, store: FileStateStore
+    rx: WebhookReceiver, store: Document
 ) -> Callable[[datetime], tuple[int, dict[str, Any]]]:
     rule = {"metric": "events", "window_minutes": 30, "lag_minutes": 0, "below": 1}
     rules = parse_rules(
@@ -84,7 +86,7 @@ class Rig:
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
-    store = FailingSave(tmp_path / "state.json")
+    store = FailingSave(DirBlobStore(tmp_path, lock="state.json.lock"), "state.json")
     with WebhookReceiver() as rx:
         yield Rig(store, rx, checker(rx, store))
 

@@ -37,10 +37,12 @@ from collector.alerting.plan import (
 from collector.alerting.preflight import preflight, read_state, unavailable
 from collector.alerting.rules import RuleSet
 from collector.alerting.state import validate
-from collector.alerting.store import StateStore, StoreError, update
 from collector.config import Settings
+from collector.errors import StoreError
 from collector.export.reader import ExportReader
 from collector.ledger.service import LedgerService
+from collector.stores import DocumentStore as StateStore
+from collector.stores import update
 from collector.window import iso
 
 log = logging.getLogger("collector.alerting")

@@ -23,10 +23,11 @@ from typing import Any
 
 from collector.alerting.claims import release, settle
 from collector.alerting.notification import Notification, Notifier
-from collector.alerting.store import StateStore, StoreError, update
-from collector.errors import NotifyError
+from collector.errors import NotifyError, StoreError
 from collector.export.deadline import Deadline
 from collector.shutdown import draining
+from collector.stores import DocumentStore as StateStore
+from collector.stores import update
 
 log = logging.getLogger("collector.alerting")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from collector.alerting.message import notification_text
 from collector.alerting.notification import Notification
-from collector.alerting.store import StoreError
+from collector.errors import StoreError
 
 SENT_FIELDS = ("notified", "notify_errors", "notify_deferred")  # a dry run sends nothing
 

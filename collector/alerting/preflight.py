@@ -11,14 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from collector.alerting.state import validate
-from collector.alerting.store import (
-    CorruptState,
-    StateStore,
-    StoreConflict,
-    StoreError,
-    update,
-)
-from collector.errors import StateStoreUnavailable
+from collector.errors import CorruptState, StateStoreUnavailable, StoreConflict, StoreError
+from collector.stores import DocumentStore as StateStore
+from collector.stores import update
 
 
 def preflight(store: StateStore) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from collector.alerting.decide import DECIDING
 from collector.alerting.notification import Notification
-from collector.alerting.store import CorruptState
+from collector.errors import CorruptState
 
 WHAT_TO_DO = (
     "fix it, or move it aside to start from empty state (then rules that are firing fire "

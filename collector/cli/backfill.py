@@ -41,16 +41,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from collector.app import build_budget
-from collector.blobs import blob_store_from_url
 from collector.cli.args import command, positive, within
 from collector.config import Settings
 from collector.errors import BudgetExhausted, CollectorError, ConfigError, StoreError
 from collector.export.reader import ExportReader
-from collector.export.shared_budget import check_writable
 from collector.ledger.backfill import DayProgress, Tally, fill_day, past_retention, task_days
 from collector.ledger.service import LedgerService, build_ledger
 from collector.logs import setup_logging
 from collector.shutdown import pause
+from collector.stores import open_store, probe
 
 OK, UNEXPECTED, CONFIG, PARTIAL, STORE = 0, 1, 2, 3, 5
 MAX_DEADLINE_SECONDS = 3500  # EXPORT_DEADLINE_SECONDS' own limit
@@ -109,8 +108,8 @@ def _task(args: argparse.Namespace, settings: Settings) -> int:
         days = task_days(args.days, now().date(), index, count)
         stores = [("LEDGER_STORE", service.ledger.check_writable)]
         if settings.budget_store:  # what the budget needs, as the first query would find out
-            budget_store = blob_store_from_url(settings.budget_store, "BUDGET_STORE")
-            stores.append(("BUDGET_STORE", lambda: check_writable(budget_store)))
+            budget_store = open_store(settings.budget_store, "BUDGET_STORE", check=False)
+            stores.append(("BUDGET_STORE", lambda: probe(budget_store)))
         for setting, check in stores:
             try:
                 check()

@@ -35,13 +35,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from collector.alerting.dry_run import EmptyState
-from collector.alerting.store import store_from_url
 from collector.app import build_budget, build_checker
 from collector.cli.args import command
 from collector.errors import BadRequest, CollectorError, ConfigError, StateStoreUnavailable
 from collector.export.reader import ExportReader
 from collector.logs import setup_logging
 from collector.startup import load_settings
+from collector.stores import open_document
 
 OK, UNEXPECTED, CONFIG, RULE_ERROR, NOT_NOTIFIED, STORE = 0, 1, 2, 3, 4, 5
 
@@ -80,7 +80,11 @@ def run(args: argparse.Namespace) -> int:
         now = lambda: datetime.now(UTC)  # noqa: E731
         store = None  # the service's: checked writable at start-up
         if args.dry_run:  # read only: not even a lock file is made
-            store = store_from_url(settings.state_store) if settings.state_store else EmptyState()
+            store = (
+                open_document(settings.state_store, "STATE_STORE", check=False)
+                if settings.state_store
+                else EmptyState()
+            )
         checker = build_checker(settings, ExportReader(settings, budget), now, store=store)
         assert checker is not None
         body = checker.run(args.rule, dry_run=args.dry_run)

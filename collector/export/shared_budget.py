@@ -58,10 +58,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from collector import blobs
-from collector.blobs import ABSENT, BlobStore
 from collector.errors import StoreConflict, StoreError
 from collector.export.budget import QueryBudget
+from collector.stores import ABSENT, BlobStore
 
 log = logging.getLogger("collector.export")
 
@@ -264,11 +263,3 @@ class SharedBudget(QueryBudget):
             "bucket), or unset BUDGET_STORE to count queries per process; try again in "
             f"{STORE_RETRY_SECONDS:.0f} s"
         )
-
-
-def check_writable(store: BlobStore) -> None:
-    """Raise StoreError unless a slot can be read and written in `store`; for a directory at
-    start-up (a Cloud Storage prefix is checked by the first take, so that start-up needs
-    neither credentials nor the network). Leaves nothing behind."""
-    store.get("hour/0")
-    blobs.check_writable(store)

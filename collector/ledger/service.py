@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from collector.blobs import DirBlobStore, blob_store_from_url, check_writable
 from collector.config import Settings
-from collector.errors import ConfigError, StoreError, UpstreamRefused, UpstreamUnavailable
+from collector.errors import StoreError, UpstreamRefused, UpstreamUnavailable
 from collector.export.deadline import Deadline
 from collector.export.query import ExportQuery
 from collector.export.reader import ExportReader
@@ -34,6 +33,7 @@ from collector.ledger.slices import Slicing, day_start
 from collector.ledger.state import SliceCollector, SliceState, reread
 from collector.ledger.store import DAY, Ledger
 from collector.metrics.service import MetricRequest
+from collector.stores import open_store
 from collector.window import Window, iso
 
 Memo = dict[tuple[int, int], SliceState]  # what one run has read, by (start, end)
@@ -324,15 +324,7 @@ def build_ledger(
     start-up (every answer would read the export and keep nothing)."""
     if not settings.ledger_store:
         return None
-    blobs = blob_store_from_url(settings.ledger_store, "LEDGER_STORE")
-    if isinstance(blobs, DirBlobStore):
-        try:
-            check_writable(blobs)
-        except StoreError as exc:
-            raise ConfigError(
-                f"LEDGER_STORE={settings.ledger_store}: {exc.message}; give a directory this "
-                "service's user can write, or gs://<bucket>/<prefix>"
-            ) from None
+    blobs = open_store(settings.ledger_store, "LEDGER_STORE")
     slicing = Slicing(
         settings.ledger_slice_minutes,
         settings.ledger_refresh_hours,

@@ -9,7 +9,7 @@ Layout under `LEDGER_STORE`:
 Slices are kept by (start, end): slices of two lengths may share an hour object, and each
 reader uses only those of its own length (docs/ledger.md, "Invariants").
 
-Every write is conditional on the version read (`collector.blobs`): two writers of the same
+Every write is conditional on the version read (`collector.stores`): two writers of the same
 hour (two workers, two instances, a backfill task) never lose each other's slices; the loser
 reads again and merges (`state.reread`). Objects older than `LEDGER_RETENTION_DAYS` are removed
 as days are rolled up.
@@ -27,11 +27,11 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from collector.blobs import ABSENT, BlobStore, check_writable
 from collector.errors import StoreConflict, StoreTimeout
 from collector.export.deadline import Deadline
 from collector.ledger.slices import Slicing, day_key, day_start, hour_key
 from collector.ledger.state import SliceState, combine, reread
+from collector.stores import ABSENT, BlobStore, probe
 
 log = logging.getLogger("collector.ledger")
 
@@ -117,7 +117,7 @@ class Ledger:
     def check_writable(self) -> None:
         """Raise StoreError unless an object can be written and removed here (before work
         whose point is to keep what it reads)."""
-        check_writable(self.blobs, seconds=2 * WRITE_SECONDS)
+        probe(self.blobs, seconds=2 * WRITE_SECONDS)
 
     # -- reading ------------------------------------------------------------------------------
 

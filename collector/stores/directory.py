@@ -1,13 +1,4 @@
-"""Named byte objects with versions, in a local directory or under a Cloud Storage prefix.
-
-The slice ledger and the shared query budget keep many small objects; two writers must never
-lose each other's work. Every write can be conditional on the version read (`if_version`): a
-Cloud Storage generation (`ifGenerationMatch`, applied atomically by the service), or for a
-directory the SHA-256 of the bytes, checked and replaced under one lock. `if_version=ABSENT`
-creates only if nothing is there. A conditional write that loses raises `StoreConflict`; any
-other failure raises `StoreError` naming the store. The Cloud Storage store is in
-`collector.gcs_blobs`, loaded only when a store is on it.
-"""
+"""The blob store in a local directory: one machine's ledger, budget or rule state."""
 
 from __future__ import annotations
 
@@ -15,89 +6,36 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import re
-import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from collector.errors import StoreConflict, StoreError
-
-if TYPE_CHECKING:
-    from google.cloud import storage
-
-ABSENT: Any = 0  # as `if_version`: write only if there is no object yet
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=/-]*$")
-
-
-class BlobStore(Protocol):
-    """Objects by name; `get` gives the bytes and their version, `put` may be conditional."""
-
-    def get(self, name: str, *, seconds: float | None = None) -> tuple[bytes, Any] | None: ...
-
-    def put(
-        self, name: str, data: bytes, *, if_version: Any = None, seconds: float | None = None
-    ) -> Any: ...
-
-    def names(self, prefix: str = "", *, seconds: float | None = None) -> list[str]: ...
-
-    def delete(self, name: str, *, seconds: float | None = None) -> None: ...
-
-    def describe(self) -> str: ...
-
-
-def blob_store_from_url(url: str, setting: str, client: storage.Client | None = None) -> BlobStore:
-    """`gs://bucket/prefix`, `file:/abs/dir` or an absolute directory path."""
-    url = url.strip()
-    if url.startswith("gs://"):
-        bucket, _, prefix = url[len("gs://") :].partition("/")
-        if not bucket:
-            raise ValueError(f"{setting}={url!r} needs a bucket: gs://<bucket>/<prefix>")
-        # Cloud Storage's client library is loaded only where a store is on it: it is a large
-        # share of a process's start-up.
-        from collector.gcs_blobs import GcsBlobStore
-
-        return GcsBlobStore(bucket, prefix.strip("/"), client)
-    path = url[len("file:") :] if url.startswith("file:") else url
-    if path.startswith("//"):
-        path = path[2:]
-    if not path or not os.path.isabs(path):
-        raise ValueError(f"{setting}={url!r} must be gs://<bucket>/<prefix> or an absolute path")
-    return DirBlobStore(Path(path))
-
-
-def check_writable(store: BlobStore, seconds: float | None = None) -> None:
-    """Raise StoreError unless an object can be written and removed in `store` (before work
-    whose point is to keep what it writes). Leaves nothing behind."""
-    probe = f"probe/{os.getpid()}-{secrets.token_hex(4)}"
-    store.put(probe, b"", if_version=ABSENT, seconds=seconds)
-    store.delete(probe, seconds=seconds)
-
-
-def check_name(name: str) -> None:
-    """ValueError unless `name` is an object name every store can keep (no `..`, no odd
-    characters)."""
-    if not _NAME.match(name) or ".." in name.split("/"):
-        raise ValueError(f"not an object name: {name!r}")
-
-
-# -- a local directory -------------------------------------------------------------------------
+from collector.stores.blob import ABSENT, check_name
 
 
 class DirBlobStore:
     """Files under a directory; a version is the SHA-256 of a file's bytes.
 
     Writes go to a temporary file and `os.replace`, under one exclusive lock for the store, so
-    a version check and its write cannot interleave with another process's. `seconds` is
-    accepted and not needed: a local disk answers at once or fails.
+    a version check and its write cannot interleave with another process's, and a crash leaves
+    the old bytes or the new, never half of them. `seconds` is accepted and not needed: a local
+    disk answers at once or fails. `lock` names the lock file (hidden by default; a document
+    beside other files keeps its own, `<name>.lock`).
     """
 
-    def __init__(self, root: Path) -> None:
+    local = True
+
+    def __init__(self, root: Path, lock: str = ".lock") -> None:
         self.root = Path(root)
+        self.lock = lock
 
     def describe(self) -> str:
         return f"file:{self.root}"
+
+    def __repr__(self) -> str:
+        return f"DirBlobStore({str(self.root)!r})"
 
     def get(self, name: str, *, seconds: float | None = None) -> tuple[bytes, str] | None:
         check_name(name)
@@ -154,13 +92,15 @@ class DirBlobStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        # A lock file of its own: the objects themselves are replaced, so a lock on one of them
+        # would be lost with it.
         self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.root / self.lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
-            os.close(fd)
+            os.close(fd)  # closing releases the lock
 
 
 def _remove_empty_parents(path: Path, root: Path) -> None:
@@ -191,3 +131,14 @@ def _replace(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; some file systems refuse, which costs only durability.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
