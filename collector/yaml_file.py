@@ -87,6 +87,11 @@ def _located(exc: yaml.MarkedYAMLError) -> YamlFileError:
         if context is not None and context is not mark:
             reason += f" at line {context.line + 1}, column {context.column + 1}"
         reason += ")"
+    if "expected <block end>" in str(exc.problem) or "mapping values are not allowed" in str(
+        exc.problem
+    ):
+        # PyYAML's words for a line indented more or less than its neighbours.
+        reason += ": check this line's indentation against the lines above it"
     if mark is None:
         return YamlFileError(reason)
     return YamlFileError(reason, mark.line + 1, mark.column + 1)

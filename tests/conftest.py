@@ -58,6 +58,23 @@ def pytest_configure(config: pytest.Config) -> None:
     import hypothesis.strategies  # noqa: F401
 
 
+def asserts_timing(markexpr: str) -> bool:
+    """Whether a run selected by `-m markexpr` keeps the tests marked `timing`."""
+    from _pytest.mark.expression import Expression
+
+    if not markexpr:
+        return True
+    return Expression.compile(markexpr).evaluate(lambda name, **_: name == "timing")
+
+
+@pytest.fixture(scope="session")
+def timing_asserted(request: pytest.FixtureRequest) -> bool:
+    """Whether this run asserts durations: False when it leaves out the `timing` tests (the
+    build's `-m "not timing"`), so that a test whose larger check includes a time bound (the
+    contract's "answered inside the deadline") leaves out that part there, and only that."""
+    return asserts_timing(request.config.getoption("markexpr"))
+
+
 # The modules that run longest (real gunicorn, the demo, property tests against the simulator),
 # longest first. Workers take whole modules in order: one of these taken last would run alone
 # at the end while the other workers sit idle.

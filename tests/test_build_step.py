@@ -12,6 +12,7 @@ import tomllib
 
 import yaml
 
+from tests.conftest import asserts_timing
 from tests.helpers import ROOT
 
 TIME_CALLS = {"monotonic", "perf_counter", "time"}
@@ -96,3 +97,18 @@ def test_a_bound_from_below_or_on_a_setting_is_not_a_timing_test() -> None:
     )
     tests = [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)]
     assert [fn.name for fn in tests if _bounds_a_duration(fn)] == ["test_c", "test_d"]
+
+
+def test_the_build_leaves_out_the_time_bounds_inside_larger_checks_and_only_there() -> None:
+    """The contract's "answered inside the deadline" sits in tests that check much more: a
+    run that leaves out `timing` (the build's) leaves out that part of them, every other run
+    keeps it."""
+    assert asserts_timing("not timing") is False
+    assert asserts_timing("") is True and asserts_timing("timing") is True
+    assert asserts_timing("not slow") is True
+
+
+def test_the_build_has_the_time_to_run_the_suite_and_deploy() -> None:
+    # Cloud Build's default is 10 minutes; the test step alone takes several.
+    build = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
+    assert build["timeout"].endswith("s") and int(build["timeout"][:-1]) >= 1800

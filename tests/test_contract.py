@@ -63,30 +63,40 @@ scenarios = st.builds(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(sc=scenarios)
-def test_the_contract_holds_under_any_fault_script(chaos_sim: Simulator, sc: Scenario) -> None:
+def test_the_contract_holds_under_any_fault_script(
+    chaos_sim: Simulator, sc: Scenario, timing_asserted: bool
+) -> None:
     outcome = run_scenario(chaos_sim, sc, DEADLINE)
-    assert contract_violations(outcome) == [], (sc, outcome.status, outcome.body)
+    assert contract_violations(outcome, in_time=timing_asserted) == [], (
+        sc,
+        outcome.status,
+        outcome.body,
+    )
 
 
 # -- scripts worth keeping: each pins one way a run can go -----------------------------------
 
 
-def test_a_trickle_on_the_retry_after_a_5xx_still_ends_at_the_deadline(chaos_sim) -> None:
+def test_a_trickle_on_the_retry_after_a_5xx_still_ends_at_the_deadline(
+    chaos_sim, timing_asserted: bool
+) -> None:
     # The retry reuses the pooled keep-alive socket of the 503: the watchdog must cover it.
     sc = Scenario((Fault.status(503), Fault.trickle(1_000, interval=0.05)), "distinct_users")
     outcome = run_scenario(chaos_sim, sc, DEADLINE)
-    assert contract_violations(outcome) == []
+    assert contract_violations(outcome, in_time=timing_asserted) == []
     assert outcome.body["complete"] is False
     assert outcome.body["export"]["errors"][-1]["kind"] == "deadline"
 
 
-def test_an_attempt_the_per_second_budget_cannot_fit_is_reported_not_made(chaos_sim) -> None:
+def test_an_attempt_the_per_second_budget_cannot_fit_is_reported_not_made(
+    chaos_sim, timing_asserted: bool
+) -> None:
     # One query a second and a 1 s deadline: the retry would wait past the deadline. `errors`
     # then holds an entry for an attempt never made, so attempts == failed + complete counts
     # only the entries of attempts made.
     sc = Scenario((Fault.status(500),), "events")
     outcome = run_scenario(chaos_sim, sc, 1.0, EXPORT_QUERIES_PER_SECOND="1")
-    assert contract_violations(outcome) == []
+    assert contract_violations(outcome, in_time=timing_asserted) == []
     assert outcome.status == 503
     export = outcome.body["export"]
     assert export["attempts"] == 1
@@ -114,54 +124,67 @@ def test_a_spent_budget_answers_that_no_attempt_was_made(chaos_sim) -> None:
     assert export_violations(export, False, 60) == []
 
 
-def test_every_line_duplicated_then_a_reset_is_exact_on_the_retry(chaos_sim) -> None:
+def test_every_line_duplicated_then_a_reset_is_exact_on_the_retry(
+    chaos_sim, timing_asserted: bool
+) -> None:
     sc = Scenario((Fault.duplicate_lines(1.0), Fault.none()), "events", minutes=90)
     outcome = run_scenario(chaos_sim, sc, DEADLINE)
-    assert contract_violations(outcome) == []
+    assert contract_violations(outcome, in_time=timing_asserted) == []
     assert outcome.body["complete"] is True and outcome.body["export"]["duplicates"] > 0
     sc = Scenario((Fault.reset(5_000), Fault.duplicate_lines(1.0)), "events", minutes=90)
     outcome = run_scenario(chaos_sim, sc, DEADLINE)
-    assert contract_violations(outcome) == []
+    assert contract_violations(outcome, in_time=timing_asserted) == []
     export = outcome.body["export"]
     assert outcome.body["complete"] is True and export["attempts"] == 2
     assert export["events"] - export["duplicates"] == outcome.truth.events
 
 
-def test_a_leak_of_whole_days_and_other_names_is_filtered_exactly(chaos_sim) -> None:
+def test_a_leak_of_whole_days_and_other_names_is_filtered_exactly(
+    chaos_sim, timing_asserted: bool
+) -> None:
     sc = Scenario((Fault.leak(), Fault.none()), "events", names=("Sign Up",), gzip=False)
     outcome = run_scenario(chaos_sim, sc, DEADLINE)
-    assert contract_violations(outcome) == []
+    assert contract_violations(outcome, in_time=timing_asserted) == []
     assert outcome.body["complete"] is True
     assert outcome.body["export"]["skipped"] > outcome.body["export"]["events"]
 
 
-def test_terminated_early_on_the_first_record_then_a_corrupt_gzip_day(chaos_sim) -> None:
+def test_terminated_early_on_the_first_record_then_a_corrupt_gzip_day(
+    chaos_sim, timing_asserted: bool
+) -> None:
     script = (Fault.terminated_early(0), Fault.gzip_corrupt(2_000), Fault.none())
     outcome = run_scenario(chaos_sim, Scenario(script, "active_users"), DEADLINE)
-    assert contract_violations(outcome) == []
+    assert contract_violations(outcome, in_time=timing_asserted) == []
     export = outcome.body["export"]
     assert outcome.body["complete"] is True
     assert [e["kind"] for e in export["errors"]] == ["terminated_early", "content_decoding"]
 
 
-def test_headers_that_never_come_then_429_with_an_unparseable_retry_after(chaos_sim) -> None:
+def test_headers_that_never_come_then_429_with_an_unparseable_retry_after(
+    chaos_sim, timing_asserted: bool
+) -> None:
     script = (Fault.stall_headers(30), Fault.status(429, retry_after="soon"), Fault.none())
     outcome = run_scenario(chaos_sim, Scenario(script, "distinct_users"), 2.0)
-    assert contract_violations(outcome) == []
+    assert contract_violations(outcome, in_time=timing_asserted) == []
     assert [e["kind"] for e in outcome.body["export"]["errors"]] == ["read_timeout", "http_429"]
 
 
 # -- load on real gunicorn, briefly -----------------------------------------------------------
 
 
-def test_load_on_real_gunicorn_through_random_faults(chaos_sim, tmp_path: Path) -> None:
-    figures = run_load(chaos_sim, tmp_path / "gunicorn.log", seconds=5, clients=4, seed=2)
+def test_load_on_real_gunicorn_through_random_faults(
+    chaos_sim, tmp_path: Path, timing_asserted: bool
+) -> None:
+    figures = run_load(
+        chaos_sim, tmp_path / "gunicorn.log", seconds=5, clients=4, seed=2, in_time=timing_asserted
+    )
     assert figures.requests >= 8
     assert figures.violations == []
     assert figures.restarts == 0 and figures.booted == 2
     assert figures.log_problems == []
     assert figures.secret_hits == 0 and figures.scanned_lines > 0
-    assert figures.worst_server <= figures.deadline + 0.3
-    assert figures.worst_client <= figures.deadline + 1.5
+    if timing_asserted:
+        assert figures.worst_server <= figures.deadline + 0.3
+        assert figures.worst_client <= figures.deadline + 1.5
     assert figures.rss_drift < 64
     assert sum(figures.faults.values()) > 0

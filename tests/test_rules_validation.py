@@ -213,7 +213,7 @@ def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path: Path) -> N
     assert message == (
         f"invalid rules file {path}, line 4, column 4: not valid YAML: expected <block end>, "
         "but found '<block mapping start>' (while parsing a block collection at line 2, "
-        "column 3)"
+        "column 3): check this line's indentation against the lines above it"
     )
 
 
@@ -276,7 +276,8 @@ CASES = [
     (
         YAML_ERROR,
         ", line 4, column 4: not valid YAML: expected <block end>, but found "
-        "'<block mapping start>' (while parsing a block collection at line 2, column 3)",
+        "'<block mapping start>' (while parsing a block collection at line 2, column 3): "
+        "check this line's indentation against the lines above it",
     ),
 ]
 

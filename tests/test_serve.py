@@ -34,7 +34,9 @@ class Served:
         return re.search(r"http://[\d.:]+(/api/2.0/export)?", line).group(0)  # type: ignore[union-attr]
 
 
-def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def start(
+    *args: str, env: dict[str, str] | None = None, sigint_ignored: bool = False
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "collector", "serve", *args],
         cwd=ROOT,
@@ -42,6 +44,10 @@ def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As a shell starts a job in the background of a script: SIGINT ignored.
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        if sigint_ignored
+        else None,
     )
 
 
@@ -165,6 +171,19 @@ def test_ctrl_c_stops_both_and_removes_the_temporary_state(served: Served) -> No
         with pytest.raises(requests.ConnectionError):
             requests.get(url, timeout=5)
     assert not os.path.exists(os.path.dirname(state))
+
+
+def test_sigint_stops_it_even_when_started_in_the_background_of_a_script() -> None:
+    # Before, `collector serve --simulator &` in a script kept running on SIGINT (`kill -INT`).
+    proc = start("--simulator", sigint_ignored=True)
+    try:
+        read_banner(proc)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def booted_workers(proc: subprocess.Popen[str], workers: int) -> list[psutil.Process]:

@@ -88,7 +88,7 @@ def test_a_refusal_in_text_mode_is_one_line() -> None:
             True,
             "invalid rules file {path}, line 4, column 4: not valid YAML: expected <block end>, "
             "but found '<block mapping start>' (while parsing a block collection at line 2, "
-            "column 3)",
+            "column 3): check this line's indentation against the lines above it",
         ),
         (  # the settings' problems and the file's, in the one entry
             "rules: []\n",

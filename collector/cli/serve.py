@@ -94,8 +94,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C (or SIGTERM); gunicorn's exit status if it stops on its own."""
-    # SIGTERM ends this command as Ctrl-C does: both stop the service gracefully.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGTERM ends this command as Ctrl-C does: both stop the service gracefully. SIGINT too
+    # when started in the background of a script, which would otherwise inherit it ignored.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, signal.default_int_handler)
     with ExitStack() as stack:
         env = dict(os.environ)
         sim_url = None

@@ -191,8 +191,10 @@ def run_scenario(sim: Simulator, sc: Scenario, deadline: float = 1.2, **env: str
 # -- the contract -----------------------------------------------------------------------------
 
 
-def contract_violations(o: Outcome) -> list[str]:
-    """Everything in one answer that breaks the contract; empty when it holds."""
+def contract_violations(o: Outcome, *, in_time: bool = True) -> list[str]:
+    """Everything in one answer that breaks the contract; empty when it holds. Without
+    `in_time`, how long it took is not judged (a loaded machine can miss a time bound that the
+    service keeps: the build's test step leaves such bounds out, tests/test_build_step.py)."""
     found: list[str] = []
 
     def expect(ok: bool, what: str) -> None:
@@ -200,14 +202,15 @@ def contract_violations(o: Outcome) -> list[str]:
             found.append(what)
 
     body = o.body or {}
-    expect(o.elapsed <= o.deadline + o.margin, f"answered after {o.elapsed:.2f} s")
+    if in_time:
+        expect(o.elapsed <= o.deadline + o.margin, f"answered after {o.elapsed:.2f} s")
     if o.status not in (200, 503):
         return [*found, f"status {o.status}: {json.dumps(body)[:300]}"]
     export = body.get("export")
     if export is None:
         return [*found, f"{o.status} without export figures: {json.dumps(body)[:300]}"]
     complete = bool(body.get("complete"))
-    found += export_violations(export, complete, o.deadline)
+    found += export_violations(export, complete, o.deadline if in_time else None)
     if o.status == 503:
         expect(body.get("code") in {"upstream_unavailable", "budget_exhausted"}, "503 code")
         expect(export["lines"] == 0, "503 although lines were read")
@@ -235,8 +238,11 @@ def contract_violations(o: Outcome) -> list[str]:
     return found
 
 
-def export_violations(export: Mapping[str, Any], complete: bool, deadline: float) -> list[str]:
-    """The `export` figures add up: lines, attempts against errors, bytes, time."""
+def export_violations(
+    export: Mapping[str, Any], complete: bool, deadline: float | None
+) -> list[str]:
+    """The `export` figures add up: lines, attempts against errors, bytes, and time within
+    `deadline` (not judged without one)."""
     found: list[str] = []
 
     def expect(ok: bool, what: str) -> None:
@@ -245,7 +251,8 @@ def export_violations(export: Mapping[str, Any], complete: bool, deadline: float
 
     lines, events, skipped, bad = (export[k] for k in ("lines", "events", "skipped", "bad_lines"))
     expect(lines == events + skipped + bad, f"lines {lines} != {events}+{skipped}+{bad}")
-    expect(export["seconds"] <= deadline + 0.3, f"export.seconds {export['seconds']}")
+    if deadline is not None:
+        expect(export["seconds"] <= deadline + 0.3, f"export.seconds {export['seconds']}")
     errors, attempts = export["errors"], export["attempts"]
     made = [e for e in errors if e["attempt"] is not None]
     not_made = errors[len(made) :]

@@ -91,6 +91,7 @@ def run_load(
     seed: int = 1,
     entry: str = "main:app",
     fault_rate: float = 0.6,
+    in_time: bool = True,
 ) -> LoadFigures:
     """Concurrent clients against real gunicorn through random faults, for `seconds`."""
     if clients > threads:
@@ -180,5 +181,7 @@ def run_load(
         figures.latencies.append(elapsed)
         figures.worst_server = max(figures.worst_server, body.get("export", {}).get("seconds", 0))
         outcome = Outcome(metric, status, body, elapsed, truths[pick], deadline, margin=1.5)
-        figures.violations += [f"{metric}: {v}" for v in contract_violations(outcome)]
+        figures.violations += [
+            f"{metric}: {v}" for v in contract_violations(outcome, in_time=in_time)
+        ]
     return figures
