@@ -30,7 +30,8 @@ from collector.ledger.backfill import fill_day
 from collector.ledger.service import LedgerService
 from collector.ledger.slices import Slicing
 from collector.ledger.store import Ledger
-from collector.metrics.service import MetricRequest, compute
+from collector.metrics.answer import MetricRequest
+from collector.metrics.answering import ExportAnswering
 from collector.simulator import SimConfig, Simulator
 from collector.stores.directory import DirBlobStore
 from collector.window import Window
@@ -89,15 +90,15 @@ def one_day(events_per_day: int, users: int, root: Path) -> list[dict[str, Any]]
     with _sim(events_per_day, users, DAY + timedelta(days=1)) as sim:
         service, reader = _service(sim, root, clock)
         fill, fill_s = _timed(
-            lambda: service.compute(MetricRequest("active_users", Window(start, clock())))
+            lambda: service.compute(MetricRequest("active_users", Window(start, clock()))).as_dict()
         )
         print(f"  filled the day so far: {fill['export']['events']:,} events", file=sys.stderr)
         clock.moment = start + timedelta(hours=23, minutes=55)
         request = MetricRequest("active_users", Window(start, clock()))
-        ledger, ledger_s = _timed(lambda: service.compute(request))
+        ledger, ledger_s = _timed(lambda: service.compute(request).as_dict())
         kept_only = MetricRequest("active_users", Window(start, clock() - timedelta(minutes=5)))
-        kept, kept_s = _timed(lambda: service.compute(kept_only))
-        full, full_s = _timed(lambda: compute(request, reader, 2_000_000))
+        kept, kept_s = _timed(lambda: service.compute(kept_only).as_dict())
+        full, full_s = _timed(lambda: ExportAnswering(reader, 2_000_000).answer(request).as_dict())
     size = service.ledger.size()
     return [
         {"answer": "fill at 23:50", **_row(fill, fill_s, fill["ledger"]["queries"])},
@@ -130,7 +131,9 @@ def month(days: int, events_per_day: int, users: int, root: Path) -> dict[str, A
         fill_s = time.perf_counter() - started
         end = datetime(today.year, today.month, today.day, tzinfo=UTC)
         window = Window(end - timedelta(days=days), end)
-        answer, answer_s = _timed(lambda: service.compute(MetricRequest("distinct_users", window)))
+        answer, answer_s = _timed(
+            lambda: service.compute(MetricRequest("distinct_users", window)).as_dict()
+        )
         truth = sim.truth(window.start, window.end).distinct_users
     return {
         "days": days,

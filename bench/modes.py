@@ -116,14 +116,16 @@ def _reader(url: str, gzip: bool) -> ExportReader:
 
 
 def metric(url: str, day: str, name: str, gzip: bool) -> tuple[int, int, int]:
-    from collector.metrics.service import MetricRequest, compute
+    from collector.metrics.answer import MetricRequest
+    from collector.metrics.answering import ExportAnswering
     from collector.window import Window
 
     reader = _reader(url, gzip)
     start, end = window_of(day)
     # Timed from here: a service has its modules loaded before the first request.
     t0 = time.perf_counter()
-    body = compute(MetricRequest(name, Window(start, end)), reader, 2_000_000)
+    answering = ExportAnswering(reader, 2_000_000)
+    body = answering.answer(MetricRequest(name, Window(start, end))).as_dict()
     metric.seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
     # The answer as the route sends it (msgspec, straight to bytes): part of the worker's peak.
     from collector.http.routes import encode_answer

@@ -23,8 +23,10 @@ from collector.http.check import bp as check_bp
 from collector.http.routes import bp, register_errors
 from collector.http.rules import bp as rules_bp
 from collector.http.status import bp as status_bp
-from collector.ledger.service import LedgerService, build_ledger
+from collector.ledger.service import build_ledger
 from collector.logs import protect, setup_logging
+from collector.metrics.answer import Answering
+from collector.metrics.answering import ExportAnswering
 from collector.startup import load_settings, log_started, refuse
 from collector.stores import DocumentStore as StateStore
 from collector.stores import open_document, open_store
@@ -40,8 +42,8 @@ class Runtime:
     budget: QueryBudget
     reader: ExportReader
     now: Callable[[], datetime]
+    answering: Answering  # the export's, or with LEDGER_STORE the ledger's (kept slices)
     checker: Checker | None = None
-    ledger: LedgerService | None = None  # LEDGER_STORE set: answers from kept slices
 
 
 @dataclass
@@ -72,21 +74,29 @@ def load_alerting(
     return Alerting(rules, notifiers, store or _store(settings))
 
 
+def build_answering(
+    settings: Settings, reader: ExportReader, now: Callable[[], datetime]
+) -> Answering:
+    """What answers metrics: the slice ledger with LEDGER_STORE (its store probed now), else
+    the export alone."""
+    ledger = build_ledger(settings, reader, now)
+    if ledger is not None:
+        return ledger
+    return ExportAnswering(reader, settings.exact_distinct_cap, settings.max_window_days)
+
+
 def build_checker(
     settings: Settings,
-    reader: ExportReader,
+    answering: Answering,
     now: Callable[[], datetime],
     rules: RuleSet | None = None,
     store: StateStore | None = None,
-    ledger: LedgerService | None = None,
 ) -> Checker | None:
     """The alert-rule runner, if rules are configured (see `load_alerting`)."""
     alerting = load_alerting(settings, rules, store)
     if alerting is None:
         return None
-    return Checker(
-        settings, alerting.rules, reader, alerting.store, alerting.notifiers, now, ledger=ledger
-    )
+    return Checker(settings, alerting.rules, answering, alerting.store, alerting.notifiers, now)
 
 
 def build_budget(settings: Settings) -> QueryBudget:
@@ -128,8 +138,8 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     reader = reader or ExportReader(settings, budget, now=clock)
     try:
-        ledger = build_ledger(settings, reader, clock)
-        checker = build_checker(settings, reader, clock, rules, store, ledger)
+        answering = build_answering(settings, reader, clock)
+        checker = build_checker(settings, answering, clock, rules, store)
     except ConfigError as exc:
         refuse(exc.message, settings)
         raise
@@ -139,8 +149,8 @@ def create_app(
         budget=budget,
         reader=reader,
         now=clock,
+        answering=answering,
         checker=checker,
-        ledger=ledger,
     )
     app.register_blueprint(bp)
     app.register_blueprint(check_bp)

@@ -80,6 +80,14 @@ class CountingReader(ExportReader):
         return ExportReport(complete=True, attempts=1)
 
 
+def compute(request: Any, reader: Any, exact_cap: int = 0) -> dict[str, Any]:
+    """The JSON answer to `request` read from the export (as the routes give it without a
+    ledger)."""
+    from collector.metrics.answering import ExportAnswering
+
+    return ExportAnswering(reader, exact_cap).answer(request).as_dict()
+
+
 def state_path(document: Any) -> Path:
     """Where a rule-state document on a directory keeps its bytes."""
     return Path(document.store.root) / document.name

@@ -22,12 +22,12 @@ from collector.export.attempt import CHUNK_BYTES, ENCODED_CHUNK_BYTES
 from collector.export.budget import QueryBudget
 from collector.export.decode import MAX_LINE_BYTES
 from collector.export.reader import ExportReader
-from collector.metrics.service import MetricRequest, compute
+from collector.metrics.answer import MetricRequest
 from collector.simulator import Fault, Simulator
 from collector.stores import file_document
 from collector.window import Window
 from tests.conftest import past_window, sim_config
-from tests.helpers import make_settings
+from tests.helpers import compute, make_settings
 
 WINDOW = past_window(60)
 T0 = int(WINDOW.start_ts)

@@ -9,10 +9,10 @@ import pytest
 from collector.errors import BudgetExhausted, UpstreamRefused, UpstreamUnavailable
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
-from collector.metrics.service import MetricRequest, compute
+from collector.metrics.answer import MetricRequest
 from collector.simulator import Fault, Simulator
 from tests.conftest import past_window, sim_config
-from tests.helpers import make_settings
+from tests.helpers import compute, make_settings
 
 AFTER = 60_000  # bytes of body before a mid-stream fault: well inside a ~600 KB body
 

@@ -22,7 +22,7 @@ from collector.ledger import store as ledger_store
 from collector.ledger.service import LedgerService
 from collector.ledger.slices import Slicing
 from collector.ledger.store import Ledger
-from collector.metrics.service import MetricRequest, compute
+from collector.metrics.answer import MetricRequest
 from collector.simulator import Fault, Simulator
 from collector.stores import BlobStore
 from collector.stores.directory import DirBlobStore
@@ -30,7 +30,7 @@ from collector.stores.gcs import GcsBlobStore
 from collector.window import Window
 from tests.conftest import sim_config
 from tests.gcs import client
-from tests.helpers import make_settings
+from tests.helpers import compute, make_settings
 from tests.reliability.chaos import FAULT_KINDS, make_fault
 
 DAY = date(2026, 11, 20)  # the simulated calendar: the simulator's today is two days later
@@ -101,14 +101,14 @@ def test_a_ledger_answer_equals_the_full_export_and_is_a_lower_bound_when_partia
     exact = truth(sim, request)
     sim.script(script)
     try:
-        first = ledger.compute(request)
+        first = ledger.compute(request).as_dict()
     except UpstreamUnavailable:
         first = None
     sim.clear_faults()
     if first is not None:
         assert first["value"] == exact if first["complete"] else first["value"] <= exact
     # Faults gone: partial slices are read again, complete ones come from the ledger.
-    again = ledger.compute(request)
+    again = ledger.compute(request).as_dict()
     assert again["complete"] is True and again["value"] == exact
     assert again["value"] == compute(request, reader)["value"]
     if metric == "events":
@@ -117,7 +117,7 @@ def test_a_ledger_answer_equals_the_full_export_and_is_a_lower_bound_when_partia
             == sim.truth(request.window.start, request.window.end, names or None).by_event
         )
     # And once more: nothing left to read but the window's unaligned edges.
-    third = ledger.compute(request)
+    third = ledger.compute(request).as_dict()
     assert third["value"] == exact and third["ledger"]["slices_read_now"] == 0
     assert third["ledger"]["queries"] <= 1
 
@@ -152,14 +152,14 @@ def test_windows_prefetched_together_answer_as_the_full_export_in_one_query(
         for m, a, n, e in asked
     ]
     if kept_first:  # some of it kept already, by an earlier answer
-        ledger.compute(requests[0])
+        ledger.compute(requests[0]).as_dict()
     memo: dict = {}
     deadline = reader.deadline()
     before = sim.queries
     figures, failed = ledger.prefetch(requests, memo, deadline)
     assert failed is None and sim.queries - before == figures["queries"] <= 1
     for request in requests:
-        body = ledger.compute(request, memo, deadline)
+        body = ledger.compute(request, memo, deadline).as_dict()
         assert body["complete"] is True and body["value"] == truth(sim, request)
         assert body["ledger"]["queries"] == 0
     assert sim.queries - before <= 1
@@ -170,11 +170,11 @@ def test_an_answer_costs_the_new_slices_only(sim: Simulator, tmp_path: Path) -> 
     ledger, _ = service(sim, DirBlobStore(tmp_path), clock)
     day_so_far = Window(BASE.replace(hour=0), BASE + timedelta(hours=2, minutes=55))
     request = MetricRequest("distinct_users", day_so_far)
-    first = ledger.compute(request)
+    first = ledger.compute(request).as_dict()
     before = sim.queries
     clock.moment += timedelta(minutes=5)
     later = Window(day_so_far.start, day_so_far.end + timedelta(minutes=5))
-    second = ledger.compute(MetricRequest("distinct_users", later))
+    second = ledger.compute(MetricRequest("distinct_users", later)).as_dict()
     # One query, for the new slice and the one that has just turned an hour old (late events).
     assert sim.queries - before == 1
     assert second["ledger"]["slices_read_now"] == 2
@@ -201,15 +201,15 @@ def test_a_slice_is_read_again_when_it_reaches_a_refresh_age_and_late_events_cou
     ledger, _ = service(sim, DirBlobStore(tmp_path), clock)
     body = "".join(line(i, start + 10 * i) for i in range(3))
     sim.script([Fault.raw_body(body)])
-    assert ledger.compute(request)["value"] == 3
+    assert ledger.compute(request).as_dict()["value"] == 3
     # Before the first refresh age the ledger answers alone, whatever arrived since.
     clock.moment = BASE + timedelta(minutes=50)
-    quiet = ledger.compute(request)
+    quiet = ledger.compute(request).as_dict()
     assert quiet["value"] == 3 and quiet["ledger"]["queries"] == 0
     # An hour after the slice's end it is read again: an offline device's event has arrived.
     sim.script([Fault.raw_body(body + line(9, start + 200))])
     clock.moment = BASE + timedelta(hours=1, minutes=10)
-    refreshed = ledger.compute(request)
+    refreshed = ledger.compute(request).as_dict()
     assert refreshed["value"] == 4 and refreshed["ledger"]["slices_read_now"] == 1
     assert refreshed["ledger"]["as_of"] == "2026-11-20T07:10:00Z"
 
@@ -222,10 +222,10 @@ def test_a_partial_re_read_never_lowers_what_a_complete_read_knew(
     clock = Clock(BASE + timedelta(minutes=40))
     ledger, _ = service(sim, DirBlobStore(tmp_path), clock)
     exact = truth(sim, request)
-    assert ledger.compute(request)["value"] == exact
+    assert ledger.compute(request).as_dict()["value"] == exact
     clock.moment = BASE + timedelta(hours=1, minutes=40)  # every slice is due a refresh
     sim.script([Fault.reset(after_bytes=2_000)] * 2)
-    cut = ledger.compute(request)
+    cut = ledger.compute(request).as_dict()
     sim.clear_faults()
     assert cut["value"] == exact and cut["complete"] is True  # the complete reads stand
 
@@ -241,11 +241,11 @@ def test_a_settled_day_is_rolled_up_and_answers_the_same(sim: Simulator, tmp_pat
     whole_day = Window(BASE.replace(hour=0), BASE.replace(hour=0) + timedelta(days=1))
     request = MetricRequest("distinct_users", whole_day)
     exact = truth(sim, request)
-    first = ledger.compute(request)
+    first = ledger.compute(request).as_dict()
     assert first["value"] == exact and first["ledger"]["slices_read_now"] == 24
     assert blobs.names("days/") == ["days/2026-11-20"]
     assert len(blobs.names("hours/2026-11-20/")) == 24  # kept for windows of part of the day
-    again = ledger.compute(request)
+    again = ledger.compute(request).as_dict()
     # The rollup is one object, and it stands for the day's 24 slices.
     assert again["value"] == exact and again["ledger"]["slices_from_ledger"] == 24
     assert again["ledger"]["queries"] == 0
@@ -268,14 +268,16 @@ def test_a_damaged_object_is_read_again_from_the_export_and_replaced(
     day = Window(BASE.replace(hour=0), BASE.replace(hour=0) + timedelta(days=1))
     request = MetricRequest("events", day)
     exact = truth(sim, request)
-    assert ledger.compute(request)["value"] == exact  # fills the hours and rolls the day up
+    assert (
+        ledger.compute(request).as_dict()["value"] == exact
+    )  # fills the hours and rolls the day up
     rollup = tmp_path / "days/2026-11-20"
     rolled = msgspec.msgpack.decode(rollup.read_bytes())
     assert rolled["hash"] != other.get("hash")
     rollup.write_bytes(msgspec.msgpack.encode({**rolled, **other}))
     (tmp_path / "hours/2026-11-20/07").write_bytes(b"\x00 not msgpack at all \xff")
     caplog.set_level(logging.WARNING, "collector.ledger")
-    again = ledger.compute(request)
+    again = ledger.compute(request).as_dict()
     assert again["value"] == exact and again["complete"] is True
     assert again["ledger"]["slices_read_now"] == 1 and again["ledger"]["queries"] == 1
     assert "error" not in again["ledger"]
@@ -283,7 +285,7 @@ def test_a_damaged_object_is_read_again_from_the_export_and_replaced(
     damaged = {f["ledger_unreadable_object"] for f in fields if "ledger_unreadable_object" in f}
     assert damaged == {"days/2026-11-20", "hours/2026-11-20/07"}
     # Both were replaced: the day answers from its rollup again, with no query.
-    third = ledger.compute(request)
+    third = ledger.compute(request).as_dict()
     assert third["value"] == exact and third["ledger"]["queries"] == 0
     assert third["ledger"]["slices_from_ledger"] == 24
 
@@ -325,14 +327,14 @@ def test_a_slow_store_costs_at_most_half_the_deadline_to_load_and_a_little_more_
     day = Window(BASE.replace(hour=0), BASE.replace(hour=0) + timedelta(days=1))
     request = MetricRequest("distinct_users", day)
     fast, _ = service(sim, DirBlobStore(tmp_path), clock, minutes=60)
-    fast.compute(request)  # the day's 24 hour objects, kept
+    fast.compute(request).as_dict()  # the day's 24 hour objects, kept
     deadline_seconds = 2.0
     env = {"EXPORT_DEADLINE_SECONDS": str(deadline_seconds)}
     # Loading: 0.2 s a read, 24 objects to read (4.8 s): half the deadline, then the export;
     # keeping what it read (a read of each hour object on the way) until a little past the end.
     slow, _ = service(sim, SlowStore(tmp_path, 0.2, 0), clock, minutes=60, **env)
     started = time.monotonic()
-    body = slow.compute(request)
+    body = slow.compute(request).as_dict()
     assert time.monotonic() - started < deadline_seconds + write_seconds + 0.5
     assert body["value"] == truth(sim, request) and body["complete"] is True
     assert "answered slowly" in body["ledger"]["warning"]
@@ -341,7 +343,7 @@ def test_a_slow_store_costs_at_most_half_the_deadline_to_load_and_a_little_more_
     clock.moment += timedelta(hours=30)  # every slice due again (its 24 h refresh)
     slow = service(sim, SlowStore(tmp_path, 0, 1.0), clock, minutes=60, **env)[0]
     started = time.monotonic()
-    body = slow.compute(request)
+    body = slow.compute(request).as_dict()
     assert time.monotonic() - started < deadline_seconds + write_seconds + 1
     assert body["value"] == truth(sim, request) and body["complete"] is True
     assert "ran out of time" in body["ledger"]["error"]
@@ -374,7 +376,7 @@ def test_readers_of_the_same_hour_never_lose_each_others_slices(
         t.join(timeout=30)
     hour = Window(BASE, BASE + timedelta(hours=1))
     before = sim.queries
-    whole = services[0].compute(MetricRequest("events", hour))
+    whole = services[0].compute(MetricRequest("events", hour)).as_dict()
     assert sim.queries == before  # all twelve slices were kept by the twelve readers
     assert whole["value"] == truth(sim, MetricRequest("events", hour))
 
@@ -391,7 +393,7 @@ def test_past_the_exact_cap_a_ledger_answer_is_an_estimate_within_its_bound(
         request = MetricRequest("distinct_users", Window(BASE, BASE + timedelta(hours=2)))
         truth_users = crowd.truth(request.window.start, request.window.end).distinct_users
         for _ in range(2):  # read, then from the ledger alone: the same estimate
-            body = ledger.compute(request)
+            body = ledger.compute(request).as_dict()
             assert body["estimate"] is True and truth_users > 1000
             assert abs(body["value"] - truth_users) <= truth_users * body["relative_error"]
         assert body["ledger"]["slices_read_now"] == 0

@@ -21,7 +21,7 @@ from collector.export.reader import ExportReader
 from collector.ledger.service import LedgerService
 from collector.ledger.slices import Slicing
 from collector.ledger.store import Ledger
-from collector.metrics.service import MetricRequest
+from collector.metrics.answer import MetricRequest
 from collector.simulator import Simulator
 from collector.stores.gcs import GcsBlobStore
 from collector.window import Window
@@ -140,7 +140,7 @@ def test_instances_and_a_backfill_share_the_budget_and_lose_no_slice(
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         for k in range(1, DAYS + 1):
             day = Window(today - timedelta(days=k), today - timedelta(days=k - 1))
-            body = kept.compute(MetricRequest("distinct_users", day))
+            body = kept.compute(MetricRequest("distinct_users", day)).as_dict()
             assert body["ledger"]["slices_read_now"] == 0 and body["ledger"]["queries"] == 0
             assert body["value"] == sim.truth(day.start, day.end).distinct_users
 

@@ -28,7 +28,7 @@ from collector.export.reader import ExportReader
 from collector.ledger.service import LedgerService
 from collector.ledger.slices import Slicing
 from collector.ledger.store import Ledger
-from collector.metrics.service import MetricRequest
+from collector.metrics.answer import MetricRequest
 from collector.simulator import Fault, Simulator
 from collector.stores import BlobStore, file_document
 from collector.stores.directory import DirBlobStore
@@ -104,11 +104,11 @@ def test_a_day_whose_last_refresh_failed_is_not_rolled_up_and_its_late_events_co
     sim.set_clock(clock)
     ledger = ledger_service(sim, blobs, clock, minutes)
     for metric in ("events", "distinct_users"):
-        assert ledger.compute(MetricRequest(metric, WHOLE_DAY))["complete"] is True
+        assert ledger.compute(MetricRequest(metric, WHOLE_DAY)).as_dict()["complete"] is True
     # Past the last refresh age of every slice: the refresh read fails.
     clock.moment = MIDNIGHT + timedelta(hours=48, minutes=10)
     sim.script(failing())
-    failed = ledger.compute(MetricRequest("events", WHOLE_DAY))
+    failed = ledger.compute(MetricRequest("events", WHOLE_DAY)).as_dict()
     sim.clear_faults()
     assert failed["complete"] is False
     assert blobs.names("days/") == []  # it still owes the refresh that failed
@@ -118,14 +118,14 @@ def test_a_day_whose_last_refresh_failed_is_not_rolled_up_and_its_late_events_co
     due = sum(1 for end in range(minutes, 24 * 60 + 1, minutes) if end > 65)
     for metric in ("events", "distinct_users"):  # the first reads, the second is kept
         request = MetricRequest(metric, WHOLE_DAY)
-        body = ledger.compute(request)
+        body = ledger.compute(request).as_dict()
         assert body["complete"] is True
         assert body["ledger"]["slices_read_now"] == (due if metric == "events" else 0)
         settled = value(sim, request, settled_by(minutes))
         assert value(sim, request, MIDNIGHT + timedelta(hours=25, minutes=5)) < settled
         assert settled <= body["value"] <= value(sim, request, clock.moment)
     assert blobs.names("days/") == ["days/2026-11-20"]
-    again = ledger.compute(MetricRequest("events", WHOLE_DAY))
+    again = ledger.compute(MetricRequest("events", WHOLE_DAY)).as_dict()
     assert again["ledger"]["queries"] == 0 and again["ledger"]["as_of"] >= "2026-11-21T"
 
 
@@ -137,16 +137,16 @@ def test_a_rollup_made_under_a_shorter_last_refresh_is_read_again_and_replaced(
     clock = Clock(MIDNIGHT + timedelta(hours=48, minutes=10))
     sim.set_clock(clock)
     request = MetricRequest("events", WHOLE_DAY)
-    first = ledger_service(sim, blobs, clock, 60).compute(request)
+    first = ledger_service(sim, blobs, clock, 60).compute(request).as_dict()
     assert first["complete"] is True and blobs.names("days/") == ["days/2026-11-20"]
     clock.moment = MIDNIGHT + timedelta(hours=60, minutes=10)
     longer = ledger_service(sim, blobs, clock, 60, refresh=(1.0, 24.0, 36.0))
-    body = longer.compute(request)
+    body = longer.compute(request).as_dict()
     # The slices that ended by 12:10 were read past their 36 h age already (at 48:10).
     assert body["ledger"]["slices_read_now"] == 12 and body["value"] >= first["value"]
     settled = value(sim, request, settled_by(60, 36.0))
     assert first["value"] < settled <= body["value"] <= value(sim, request, clock.moment)
-    again = longer.compute(request)  # rolled up again, now settled at 36 h
+    again = longer.compute(request).as_dict()  # rolled up again, now settled at 36 h
     assert again["ledger"]["queries"] == 0 and again["value"] == body["value"]
     assert again["ledger"]["slices_from_ledger"] == 24
 
@@ -219,12 +219,14 @@ def test_a_changed_slice_length_reads_again_and_never_reinterprets_kept_slices(
         blobs = DirBlobStore(tmp_path / metric)
         request = MetricRequest(metric, window)
         exact = value(sim, request, clock.moment)
-        assert ledger_service(sim, blobs, clock, before).compute(request)["value"] == exact
+        assert (
+            ledger_service(sim, blobs, clock, before).compute(request).as_dict()["value"] == exact
+        )
         changed = ledger_service(sim, blobs, clock, after)
-        body = changed.compute(request)
+        body = changed.compute(request).as_dict()
         assert body["complete"] is True and body["value"] == exact
         assert body["ledger"]["slices_read_now"] == 60 // after
-        again = changed.compute(request)  # kept at the new length now
+        again = changed.compute(request).as_dict()  # kept at the new length now
         assert again["value"] == exact and again["ledger"]["queries"] == 0
 
 
@@ -240,10 +242,10 @@ def test_two_revisions_with_different_slice_lengths_share_a_store_and_both_stay_
     request = MetricRequest("distinct_users", Window(MIDNIGHT, MIDNIGHT + timedelta(hours=3)))
     exact = value(sim, request, clock.moment)
     for revision in (old, new, old, new):
-        body = revision.compute(request)
+        body = revision.compute(request).as_dict()
         assert body["complete"] is True and body["value"] == exact
     for revision in (old, new):
-        assert revision.compute(request)["ledger"]["queries"] == 0
+        assert revision.compute(request).as_dict()["ledger"]["queries"] == 0
 
 
 # -- 3. any sequence of reads, faults, refresh ages and slice lengths ---------------------------
@@ -288,7 +290,7 @@ def test_as_of_and_complete_stay_true_after_any_sequence_of_failed_and_successfu
         request = MetricRequest(metric, window)
         sim.script(script_faults)
         try:
-            body = ledger_service(sim, blobs, clock, minutes).compute(request)
+            body = ledger_service(sim, blobs, clock, minutes).compute(request).as_dict()
         except UpstreamUnavailable:
             body = None
         finally:
@@ -306,7 +308,7 @@ def test_as_of_and_complete_stay_true_after_any_sequence_of_failed_and_successfu
     final = ledger_service(sim, blobs, clock, minutes)
     for metric in ("events", "distinct_users"):
         request = MetricRequest(metric, WHOLE_DAY)
-        body = final.compute(request)
+        body = final.compute(request).as_dict()
         assert body["complete"] is True
         assert value(sim, request, settled_by(minutes)) <= body["value"]
         assert body["value"] <= value(sim, request, clock.moment)

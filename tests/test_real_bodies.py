@@ -17,11 +17,11 @@ import pytest
 from collector.errors import UpstreamUnavailable
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
-from collector.metrics.service import MetricRequest, compute
+from collector.metrics.answer import MetricRequest
 from collector.simulator import Fault, Simulator
 from collector.window import Window
 from tests.conftest import sim_config
-from tests.helpers import make_settings
+from tests.helpers import compute, make_settings
 
 DATA = Path(__file__).parent / "data" / "realdata"
 EXPECTED = {

@@ -21,11 +21,11 @@ from collector.errors import UpstreamUnavailable
 from collector.export.budget import QueryBudget
 from collector.export.deadline import Deadline
 from collector.export.reader import ExportReader
-from collector.metrics.service import MetricRequest, compute
+from collector.metrics.answer import MetricRequest
 from collector.shutdown import DRAIN_SECONDS, drain, draining, install, pause, report, reset_drain
 from collector.simulator import Fault, Simulator
 from tests.conftest import past_window
-from tests.helpers import make_settings
+from tests.helpers import compute, make_settings
 from tests.reliability.shutdown import IN_FLIGHT, run_shutdown, shutdown_problems
 
 

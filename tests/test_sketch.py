@@ -15,11 +15,11 @@ from collector.export.budget import QueryBudget
 from collector.export.decode import Row
 from collector.export.reader import ExportReader
 from collector.metrics.aggregators import DistinctUsers
-from collector.metrics.service import MetricRequest, compute
+from collector.metrics.answer import MetricRequest
 from collector.simulator import Simulator
 from collector.window import Window
 from tests.conftest import past_window, sim_config
-from tests.helpers import make_settings
+from tests.helpers import compute, make_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,7 +75,8 @@ PROBE = """
 import json, sys
 from collector.export.budget import QueryBudget
 from collector.export.reader import ExportReader
-from collector.metrics.service import MetricRequest, compute
+from collector.metrics.answer import MetricRequest
+from tests.helpers import compute
 from collector.window import Window, parse_instant
 from tests.helpers import make_settings
 url, start, end = sys.argv[1:4]

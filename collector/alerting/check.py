@@ -29,18 +29,14 @@ from collector.alerting.decide import (
 from collector.alerting.deliver import Deliverer, Delivery
 from collector.alerting.dry_run import preview
 from collector.alerting.notification import Notification, Notifier
-from collector.alerting.observe import Outcome, observe, observe_ledger
-from collector.alerting.plan import (
-    plan_queries,
-    rule_windows,
-)
+from collector.alerting.observe import Outcome, observe
+from collector.alerting.plan import rule_windows
 from collector.alerting.preflight import preflight, read_state, unavailable
 from collector.alerting.rules import RuleSet
 from collector.alerting.state import validate
 from collector.config import Settings
 from collector.errors import StoreError
-from collector.export.reader import ExportReader
-from collector.ledger.service import LedgerService
+from collector.metrics.answer import Answering
 from collector.stores import DocumentStore as StateStore
 from collector.stores import update
 from collector.window import iso
@@ -55,20 +51,17 @@ class Checker:
         self,
         settings: Settings,
         rules: RuleSet,
-        reader: ExportReader,
+        answering: Answering,
         store: StateStore,
         notifiers: Mapping[str, Notifier],
         now: Callable[[], datetime],
-        *,
-        ledger: LedgerService | None = None,
     ) -> None:
         self.settings = settings
         self.rules = rules
-        self.reader = reader
+        self.answering = answering  # the export's, or the ledger's: chosen once, in create_app
         self.store = store
         self.notifiers = notifiers
         self.now = now
-        self.ledger = ledger  # set: rule windows come from kept slices, only new ones are read
 
     def run(self, names: list[str], *, dry_run: bool = False) -> dict[str, Any]:
         """Evaluate, record, notify. A dry run evaluates the same way against the stored state
@@ -80,17 +73,11 @@ class Checker:
             doc = read_state(self.store, "a dry run spent no Export query and changed nothing")
         else:
             preflight(self.store)  # read, used and written back before any query is spent
-        groups = plan_queries(
-            [rule_windows(r, now) for r in selected], self.settings.max_window_days
-        )
-        if self.ledger is not None:
-            outcomes, exports = observe_ledger(groups, self.ledger)
-        else:
-            outcomes, exports = observe(groups, self.reader, self.settings.exact_distinct_cap)
-        # Read in the plan's order (by window); answered in the file's, as /rules lists them.
+        # In the file's order, as /rules lists them, whatever order `rule=` names them in.
         order = {rule.name: i for i, rule in enumerate(self.rules.rules)}
-        outcomes.sort(key=lambda o: order[o.rw.rule.name])
-        queries = sum(e.get("queries", 1) for e in exports)
+        selected = sorted(selected, key=lambda rule: order[rule.name])
+        outcomes, answers = observe([rule_windows(r, now) for r in selected], self.answering)
+        exports, queries = answers.exports, answers.queries
         run = uuid.uuid4().hex[:12]
         if dry_run:
             owed, claimed, held = self._record(doc, outcomes, now, run)  # on a copy: not saved
@@ -225,7 +212,7 @@ class Checker:
             "complete": o.obs.complete,
             "detail": o.ev.detail,
             "window": o.rw.current.as_dict(),
-            "query": o.group,
+            "query": o.query,
         }
         if rule.events:
             out["events"] = list(rule.events)

@@ -1,13 +1,10 @@
-"""One export pass for many rules: windows that fit one query share one stream.
-
-Each rule still aggregates only its own window (and, for drop/rise rules, the adjacent earlier
-window) and its own events: a `collector.metrics.fanout.Fanout` sink routes every row of the
-shared stream to the aggregators whose window and events it belongs to.
+"""A rule's windows: the one it watches, ending `lag_minutes` before now, and for a drop or rise
+the windows it compares with (`baseline`, nearest first). How they are read (one export pass
+for many rules, or the slice ledger) is the answering's business (`collector.metrics.answer`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -43,38 +40,3 @@ def rule_windows(rule: Rule, now: datetime) -> RuleWindows:
             for k in range(1, rule.baseline_windows + 1)
         )
     return RuleWindows(rule, current, baselines)
-
-
-@dataclass(frozen=True)
-class QueryGroup:
-    window: Window
-    events: tuple[str, ...]  # () = every event
-    members: tuple[RuleWindows, ...]
-
-
-def plan_queries(items: Iterable[RuleWindows], max_days: int) -> list[QueryGroup]:
-    """Greedy grouping by start time: a rule joins the current query while the query's span
-    stays within `max_days`; otherwise it opens the next query."""
-    groups: list[list[RuleWindows]] = []
-    limit = timedelta(days=max_days)
-    for rw in sorted(items, key=lambda r: (r.span.start, r.span.end)):
-        if groups:
-            current = groups[-1]
-            start = min(r.span.start for r in current)
-            end = max(max(r.span.end for r in current), rw.span.end)
-            if end - start <= limit:
-                current.append(rw)
-                continue
-        groups.append([rw])
-    return [_group(members) for members in groups]
-
-
-def _group(members: list[RuleWindows]) -> QueryGroup:
-    window = Window(min(m.span.start for m in members), max(m.span.end for m in members))
-    # The query can name events only if every rule names some; one rule over all events
-    # (or active_users) needs the whole stream.
-    if all(m.rule.events for m in members):
-        events = tuple(sorted({e for m in members for e in m.rule.events}))
-    else:
-        events = ()
-    return QueryGroup(window, events, tuple(members))

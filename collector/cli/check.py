@@ -40,6 +40,7 @@ from collector.cli.args import command
 from collector.errors import BadRequest, CollectorError, ConfigError, StateStoreUnavailable
 from collector.export.reader import ExportReader
 from collector.logs import setup_logging
+from collector.metrics.answering import ExportAnswering
 from collector.startup import load_settings
 from collector.stores import open_document
 
@@ -85,7 +86,10 @@ def run(args: argparse.Namespace) -> int:
                 if settings.state_store
                 else EmptyState()
             )
-        checker = build_checker(settings, ExportReader(settings, budget), now, store=store)
+        # From the export, as before the ledger: the command keeps nothing it reads.
+        reader = ExportReader(settings, budget)
+        answering = ExportAnswering(reader, settings.exact_distinct_cap, settings.max_window_days)
+        checker = build_checker(settings, answering, now, store=store)
         assert checker is not None
         body = checker.run(args.rule, dry_run=args.dry_run)
     except StateStoreUnavailable as exc:

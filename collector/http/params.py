@@ -13,7 +13,7 @@ from flask import current_app, request
 
 from collector.config import Settings
 from collector.errors import BadRequest
-from collector.metrics.service import MetricRequest
+from collector.metrics.answer import MetricRequest
 from collector.window import EmptyWindow, Window, floor_minute, iso, parse_instant
 
 MAX_EVENT_NAMES = 100

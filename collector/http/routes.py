@@ -19,8 +19,8 @@ from collector import __version__
 from collector.errors import CollectorError
 from collector.http.errors import error_answer
 from collector.http.params import date_request, no_params, request_params, window_request
+from collector.metrics.answer import MetricRequest
 from collector.metrics.by_event import NameCounts
-from collector.metrics.service import MetricRequest, compute
 
 log = logging.getLogger("collector.http")
 bp = Blueprint("metrics", __name__)
@@ -40,10 +40,7 @@ def _answer(metric: str, build: Any) -> tuple[Any, int]:
     metric_request: MetricRequest | None = None
     try:
         metric_request = build(request_params(), rt)
-        if rt.ledger is not None:
-            body = rt.ledger.compute(metric_request)
-        else:
-            body = compute(metric_request, rt.reader, rt.settings.exact_distinct_cap)
+        body = rt.answering.answer(metric_request).as_dict()
         status = 200
     except CollectorError as exc:
         body, status = error_answer(exc)

@@ -18,7 +18,7 @@ from typing import Any
 from collector.errors import BudgetExhausted, CollectorError
 from collector.export.attempt import Progress
 from collector.ledger.service import LedgerService
-from collector.metrics.service import MetricRequest
+from collector.metrics.answer import MetricRequest
 from collector.window import Window
 
 log = logging.getLogger("collector.ledger")
@@ -61,7 +61,7 @@ def fill_day(
     waited = 0.0
     while True:
         try:
-            body = service.compute(request)
+            answer = service.compute(request)
             break
         except BudgetExhausted as exc:
             if exc.store_failed or waited >= give_up_after:
@@ -75,20 +75,21 @@ def fill_day(
             )
             sleep(wait)
             waited += wait
-    ledger = body["ledger"]
+    ledger = answer.ledger
+    assert ledger is not None, "a ledger answer has ledger figures"
     figures = {
         "day": day.isoformat(),
-        "complete": body["complete"],
-        "events": body["value"],
-        "slices_read_now": ledger["slices_read_now"],
-        "slices_from_ledger": ledger["slices_from_ledger"],
-        "queries": ledger["queries"],
-        "rows": body["export"]["events"],
-        "bytes": body["export"]["bytes"],
+        "complete": answer.complete,
+        "events": answer.value,
+        "slices_read_now": ledger.slices_read_now,
+        "slices_from_ledger": ledger.slices_from_ledger,
+        "queries": ledger.queries,
+        "rows": answer.export["events"],
+        "bytes": answer.export["bytes"],
         "waited_seconds": waited,
     }
-    if "error" in ledger:
-        figures["ledger_error"] = ledger["error"]
+    if ledger.error is not None:
+        figures["ledger_error"] = ledger.error
     return figures
 
 

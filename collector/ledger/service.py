@@ -17,7 +17,7 @@ the ledger and the run's memo of what was read.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,12 +27,13 @@ from collector.errors import StoreError, UpstreamRefused, UpstreamUnavailable
 from collector.export.deadline import Deadline
 from collector.export.query import ExportQuery
 from collector.export.reader import ExportReader
-from collector.ledger.answer import PARTIAL_NOTE, Answer, StoreGuard
+from collector.ledger.fold import PARTIAL_NOTE, Fold, StoreGuard
 from collector.ledger.reads import Figures, Parts, Range, at, merged, queries, touching
+from collector.ledger.run import answer_all
 from collector.ledger.slices import Slicing, day_start
 from collector.ledger.state import SliceCollector, SliceState, reread
 from collector.ledger.store import DAY, Ledger
-from collector.metrics.service import MetricRequest
+from collector.metrics.answer import Answers, Ask, LedgerFigures, MetricAnswer, MetricRequest
 from collector.stores import open_store
 from collector.window import Window, iso
 
@@ -66,13 +67,22 @@ class LedgerService:
         self.now = now or reader.now
         self.max_query_seconds = max_query_days * DAY
 
+    def answer(self, request: MetricRequest) -> MetricAnswer:
+        """One request, within a deadline of its own (`Answering`)."""
+        return self.compute(request)
+
+    def answer_all(self, asks: Sequence[Ask]) -> Answers:
+        """Every ask's windows, what they lack read first in one query (`Answering`;
+        `collector.ledger.run`)."""
+        return answer_all(self, asks)
+
     def compute(
         self,
         request: MetricRequest,
         memo: Memo | None = None,
         deadline: Deadline | None = None,
         unread: UpstreamUnavailable | None = None,
-    ) -> dict[str, Any]:
+    ) -> MetricAnswer:
         """The answer to `request` from kept slices and what must be read. `memo` holds what the
         caller's run has read already (`prefetch`, and the edges of earlier windows);
         `deadline` is the run's, shared by every read (one of EXPORT_DEADLINE_SECONDS of its
@@ -86,8 +96,8 @@ class LedgerService:
         deadline = deadline or self.reader.deadline()
         now = self.now().timestamp()
         guard = StoreGuard(self.ledger.describe())
-        answer = Answer(request, self.exact_cap)
-        plan = self._plan(request, now, deadline, guard, memo or {}, answer)
+        fold = Fold(request, self.exact_cap)
+        plan = self._plan(request, now, deadline, guard, memo or {}, fold)
         figures = Figures()
         if unread is None:
             fresh, missing = self._read(request.events, plan.ranges, now, figures, deadline, guard)
@@ -95,16 +105,16 @@ class LedgerService:
             fresh, missing, figures.error = [], plan.ranges, unread
         for r in missing:  # not read: what the ledger had is still the best there is
             if r.start in plan.old:
-                answer.fold(plan.old[r.start])
+                fold.fold(plan.old[r.start])
         # A re-read slice answers as it is kept: a partial re-read cannot lower a complete read.
         for f in fresh:
-            answer.fold(reread(plan.old.get(f.start), f) if f.start in plan.old else f)
+            fold.fold(reread(plan.old.get(f.start), f) if f.start in plan.old else f)
         if memo is not None:
             memo.update(((f.start, f.end), f) for f in fresh)
-        if not answer.parts and figures.error is not None:
+        if not fold.parts and figures.error is not None:
             raise figures.error
         self._roll_up(request, plan, now, deadline, guard)
-        return self._body(request, answer, plan, missing, figures, guard, now, started)
+        return self._answer(request, fold, plan, missing, figures, guard, now, started)
 
     def prefetch(
         self, requests: list[MetricRequest], memo: Memo, deadline: Deadline
@@ -157,11 +167,11 @@ class LedgerService:
         deadline: Deadline,
         guard: StoreGuard,
         memo: Memo,
-        answer: Answer | None,
+        into: Fold | None,
     ) -> _Plan:
-        """Fold into `answer` what the ledger and `memo` have of the window (nothing folded
+        """Fold into `into` what the ledger and `memo` have of the window (nothing folded
         without one), and say what must be read."""
-        fold = answer.fold if answer is not None else (lambda _: None)
+        fold = into.fold if into is not None else (lambda _: None)
         slicing = self.ledger.slicing
         start, end = int(request.window.start_ts), int(request.window.end_ts)
         whole = slicing.whole(start, end, now)
@@ -178,8 +188,8 @@ class LedgerService:
             except StoreError as exc:
                 guard.failed("read", exc)
                 plan.from_ledger = 0
-                if answer is not None:
-                    answer.reset()  # rollups folded before it failed
+                if into is not None:
+                    into.reset()  # rollups folded before it failed
             if loaded is not None and loaded.cut:
                 guard.slow()
         plan.in_days = loaded.day_starts if loaded else set()
@@ -278,43 +288,39 @@ class LedgerService:
                 except StoreError as exc:
                     guard.failed("write", exc)
 
-    def _body(
+    def _answer(
         self,
         request: MetricRequest,
-        answer: Answer,
+        fold: Fold,
         plan: _Plan,
         missing: list[Range],
         figures: Figures,
         guard: StoreGuard,
         now: float,
         started: float,
-    ) -> dict[str, Any]:
-        complete = not missing and answer.complete
-        body: dict[str, Any] = {"metric": request.metric}
-        body.update(answer.value())
-        body["complete"] = complete
-        body["window"] = request.window.as_dict()
-        if request.events:
-            body["event"] = list(request.events)
-        answer.seen.add_hint(body)
-        if not complete:
-            body["note"] = PARTIAL_NOTE
-        body["export"] = figures.as_dict(time.monotonic() - started)
+    ) -> MetricAnswer:
+        complete = not missing and fold.complete
         read = [r for r in plan.ranges if r not in missing]
-        body["ledger"] = {
-            "store": self.ledger.describe(),
-            "slice_minutes": self.ledger.slicing.minutes,
-            "slices_read_now": sum(1 for r in read if not r.edge),
-            "slices_from_ledger": plan.from_ledger,
-            "edges_read": sum(1 for r in read if r.edge),
-            "queries": figures.queries,
-            "as_of": iso(datetime.fromtimestamp(answer.as_of or now, UTC)),
-        }
-        if guard.error is not None:
-            body["ledger"]["error"] = guard.error
-        if guard.warning is not None:
-            body["ledger"]["warning"] = guard.warning
-        return body
+        ledger = LedgerFigures(
+            store=self.ledger.describe(),
+            slice_minutes=self.ledger.slicing.minutes,
+            slices_read_now=sum(1 for r in read if not r.edge),
+            slices_from_ledger=plan.from_ledger,
+            edges_read=sum(1 for r in read if r.edge),
+            queries=figures.queries,
+            as_of=iso(datetime.fromtimestamp(fold.as_of or now, UTC)),
+            error=guard.error,
+            warning=guard.warning,
+        )
+        return MetricAnswer.of(
+            request,
+            fold.value(),
+            complete,
+            export=figures.as_dict(time.monotonic() - started),
+            note=None if complete else PARTIAL_NOTE,
+            hint=fold.seen.hint(),
+            ledger=ledger,
+        )
 
 
 def build_ledger(

@@ -1,4 +1,4 @@
-"""One ledger answer while it is built: its parts folded in as they are had, and what went wrong
+"""One ledger answer while it is built (its parts folded in as they are had), and what went wrong
 with the store on the way (`collector.ledger.service` runs both)."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import numpy as np
 from collector.errors import StoreConflict, StoreError, StoreTimeout
 from collector.ledger.state import SliceState
 from collector.metrics.aggregators import DistinctUsers
+from collector.metrics.answer import MetricRequest
 from collector.metrics.name_hint import NamesSeen
-from collector.metrics.service import MetricRequest
 
 log = logging.getLogger("collector.ledger")
 
@@ -22,7 +22,7 @@ PARTIAL_NOTE = (
 )
 
 
-class Answer:
+class Fold:
     """An answer built part by part: each slice or rollup is folded in as soon as it is had,
     then let go (a month of rollups is never held at once)."""
 
