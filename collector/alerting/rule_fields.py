@@ -15,6 +15,7 @@ from typing import Any
 
 from collector.alerting.problems import Problems, shown
 from collector.metrics import METRICS
+from collector.metrics.registry import REGISTRY
 from collector.suggest import closest
 
 CONDITIONS = ("above", "below", "drop_pct", "rise_pct")
@@ -171,8 +172,10 @@ def check_rule(
         problems.add(where, f"the condition is missing: give one of {', '.join(CONDITIONS)}")
     if len(conditions) > 1:
         problems.add(where, f"give exactly one condition, not {' and '.join(conditions)}")
-    if values.get("metric") == "active_users" and values.get("events"):
-        problems.add(where, "metric 'active_users' counts all events: remove 'events'")
+    asked = values.get("metric")
+    named = REGISTRY.get(asked) if isinstance(asked, str) else None
+    if named is not None and not named.takes_events and values.get("events"):
+        problems.add(where, f"metric {named.name!r} counts all events: remove 'events'")
     compares = len(conditions) == 1 and conditions[0].endswith("_pct")
     if (
         ("baseline" in entry or "baseline_windows" in entry)

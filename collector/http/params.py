@@ -14,6 +14,7 @@ from flask import current_app, request
 from collector.config import Settings
 from collector.errors import BadRequest
 from collector.metrics.answer import MetricRequest
+from collector.metrics.registry import metric
 from collector.window import EmptyWindow, Window, floor_minute, iso, parse_instant
 
 MAX_EVENT_NAMES = 100
@@ -270,7 +271,20 @@ def _is_text(value: str) -> bool:
     return True
 
 
-def date_request(params: dict[str, list[str]], now: datetime) -> MetricRequest:
+def metric_request(
+    name: str, params: dict[str, list[str]], settings: Settings, now: datetime
+) -> MetricRequest:
+    """The request for metric `name` from its parameters, by the kind it takes (the
+    registry's): a window, or a UTC day. BadRequest on anything wrong."""
+    if metric(name).params == "day":
+        return date_request(params, now, name)
+    return window_request(name, params, settings, now)
+
+
+def date_request(
+    params: dict[str, list[str]], now: datetime, name: str = "active_users"
+) -> MetricRequest:
+    """A UTC day's request (`date`, default today: up to now)."""
     _check_known(params, DATE_PARAMS)
     raw = _single(params, "date")
     today = now.astimezone(UTC).date()
@@ -289,7 +303,7 @@ def date_request(params: dict[str, list[str]], now: datetime) -> MetricRequest:
     end = min(start + timedelta(days=1), now.astimezone(UTC))
     if end <= start:
         raise BadRequest("the day has only just begun: nothing to count yet")
-    return MetricRequest("active_users", Window(start, end))
+    return MetricRequest(name, Window(start, end))
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -18,9 +19,10 @@ from werkzeug.utils import cached_property
 from collector import __version__
 from collector.errors import CollectorError
 from collector.http.errors import error_answer
-from collector.http.params import date_request, no_params, request_params, window_request
+from collector.http.params import metric_request, no_params, request_params
 from collector.metrics.answer import MetricRequest
 from collector.metrics.by_event import NameCounts
+from collector.metrics.registry import REGISTRY
 
 log = logging.getLogger("collector.http")
 bp = Blueprint("metrics", __name__)
@@ -77,22 +79,17 @@ def _bound(summary: dict[str, Any]) -> None:
                 summary[f"{key}_omitted"] = len(summary.pop(key))
 
 
-@bp.route("/distinct-users", methods=METHODS)
-def distinct_users() -> Any:
-    return _answer(
-        "distinct_users",
-        lambda p, rt: window_request("distinct_users", p, rt.settings, rt.now()),
-    )
+def _metric_route(name: str) -> Callable[[], Any]:
+    def route() -> Any:
+        return _answer(name, lambda p, rt: metric_request(name, p, rt.settings, rt.now()))
+
+    route.__name__ = name  # the endpoint's name in Flask
+    return route
 
 
-@bp.route("/events", methods=METHODS)
-def events() -> Any:
-    return _answer("events", lambda p, rt: window_request("events", p, rt.settings, rt.now()))
-
-
-@bp.route("/active-users", methods=METHODS)
-def active_users() -> Any:
-    return _answer("active_users", lambda p, rt: date_request(p, rt.now()))
+# One route a metric, from the registry.
+for _metric in REGISTRY.values():
+    bp.add_url_rule(_metric.path, view_func=_metric_route(_metric.name), methods=METHODS)
 
 
 @bp.route("/healthz", methods=["GET"])

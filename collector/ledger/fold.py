@@ -13,6 +13,7 @@ from collector.ledger.state import SliceState
 from collector.metrics.aggregators import DistinctUsers
 from collector.metrics.answer import MetricRequest
 from collector.metrics.name_hint import NamesSeen
+from collector.metrics.registry import metric
 
 log = logging.getLogger("collector.ledger")
 
@@ -33,7 +34,7 @@ class Fold:
     def reset(self) -> None:
         """Nothing folded yet (again)."""
         request, exact_cap = self.request, self.exact_cap
-        self.events = request.metric == "events"
+        self.events = metric(request.metric).counts == "events"
         self.wanted = set(request.events) if request.events else None
         self.by_event: dict[str, int] = {}
         self.users = DistinctUsers(exact_cap)

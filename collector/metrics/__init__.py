@@ -1,3 +1,5 @@
 """Metrics: what is counted, how it merges, and how one read answers a request."""
 
-METRICS = ("distinct_users", "events", "active_users")
+from collector.metrics.registry import REGISTRY
+
+METRICS = tuple(REGISTRY)  # every metric's name, in the registry's order

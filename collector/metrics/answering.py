@@ -17,11 +17,11 @@ from typing import Any
 from collector.errors import CollectorError
 from collector.export.query import ExportQuery
 from collector.export.reader import ExportReader
-from collector.metrics import METRICS
-from collector.metrics.aggregators import DistinctUsers, EventCounts
+from collector.metrics.aggregators import EventCounts
 from collector.metrics.answer import Answers, Ask, MetricAnswer, MetricRequest
 from collector.metrics.fanout import Fanout, Slot
 from collector.metrics.name_hint import NamesSeen, Watched
+from collector.metrics.registry import metric
 from collector.window import Window
 
 
@@ -39,11 +39,7 @@ class ExportAnswering:
         `duplicates` is reported for `/events` only, where it is exact: the user metrics keep
         no event keys (they would cost more memory than the users themselves).
         """
-        if request.metric not in METRICS:
-            raise ValueError(f"unknown metric {request.metric!r}")
-        sink: EventCounts | DistinctUsers = (
-            EventCounts() if request.metric == "events" else DistinctUsers(self.exact_cap)
-        )
+        sink = metric(request.metric).aggregator(self.exact_cap)
         seen = NamesSeen(request.events)
         watched = Watched(sink, seen) if request.events else sink
         report = self.reader.read(ExportQuery(request.window, request.events), watched)

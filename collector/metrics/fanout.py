@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from collector.export.batch import Batch, Row
 from collector.metrics.aggregators import DistinctUsers, EventCounts
+from collector.metrics.registry import metric as metric_named
 from collector.window import Window
 
 
@@ -23,9 +24,7 @@ class Slot:
         self.metric = metric
         self.start, self.end = window.start_ts, window.end_ts
         self.names = frozenset(events) if events else None
-        self.agg: EventCounts | DistinctUsers = (
-            EventCounts() if metric == "events" else DistinctUsers(exact_cap)
-        )
+        self.agg: EventCounts | DistinctUsers = metric_named(metric).aggregator(exact_cap)
 
     def value(self) -> int:
         return self.agg.value()

@@ -10,7 +10,8 @@ from typing import Any
 
 from collector.config import Settings
 from collector.errors import BadRequest
-from collector.http.params import check_request, date_request, merge_params, window_request
+from collector.http.params import check_request, merge_params, metric_request
+from collector.metrics.registry import REGISTRY
 from collector.schedule.jobs import JobSpec, JobSpecError
 
 Parser = Callable[[dict[str, list[str]], Settings, datetime], Any]
@@ -23,11 +24,14 @@ def _check(params: dict[str, list[str]], settings: Settings, now: datetime) -> A
     return asked
 
 
-# The service's endpoints a job can call, each with the parser its route uses.
+def _parser(name: str) -> Parser:
+    return lambda p, s, now: metric_request(name, p, s, now)
+
+
+# The service's endpoints a job can call, each with the parser its route uses: every metric's
+# (the registry's) and /check.
 PARSERS: dict[str, Parser] = {
-    "/distinct-users": lambda p, s, now: window_request("distinct_users", p, s, now),
-    "/events": lambda p, s, now: window_request("events", p, s, now),
-    "/active-users": lambda p, s, now: date_request(p, now),
+    **{m.path: _parser(m.name) for m in REGISTRY.values()},
     "/check": _check,
 }
 
