@@ -400,3 +400,45 @@ def test_a_document_opened_by_url_uses_the_given_client(bucket: str) -> None:
     assert Document(GcsBlobStore(bucket, client=client()), "from-url.json").load()[0] == {
         "count": 1
     }
+
+
+# -- what 0.3.0 kept ---------------------------------------------------------------------------
+
+# Rule state as 0.3.0 wrote it: sorted, indented JSON and a newline, a firing rule owing a
+# notification. A deploy must go on from it: neither fire again nor drop what is owed.
+OLD_STATE = {
+    "rules": {
+        "signups-low": {
+            "breaching_runs": 2,
+            "decided": "ALERTING",
+            "firing": True,
+            "last_notified_at": None,
+            "pending": [{"id": "signups-low:1", "kind": "fire", "notifier": "log"}],
+            "undecided_runs": 0,
+        }
+    }
+}
+OLD_BYTES = (json.dumps(OLD_STATE, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
+
+
+def test_a_state_file_written_by_0_3_0_is_read_and_updated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_bytes(OLD_BYTES)
+    document = open_document(f"file:{path}", "STATE_STORE")
+    assert document.load()[0] == OLD_STATE
+    update(document, lambda doc: doc["rules"]["signups-low"].update(breaching_runs=3))
+    assert json.loads(path.read_bytes())["rules"]["signups-low"]["breaching_runs"] == 3
+    # The lock is where 0.3.0 kept it, beside the file: a process of either locks the same.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "state.json.lock"]
+
+
+def test_a_state_object_written_by_0_3_0_is_read_and_updated_in_place(bucket: str) -> None:
+    blob = client().bucket(bucket).blob("collector/state.json")
+    blob.upload_from_string(OLD_BYTES, content_type="application/json")
+    document = open_document(f"gs://{bucket}/collector/state.json", "STATE_STORE", client=client())
+    doc, generation = document.load()
+    assert (doc, generation) == (OLD_STATE, blob.generation)
+    update(document, lambda doc: doc["rules"]["signups-low"].update(breaching_runs=3))
+    kept = client().bucket(bucket).get_blob("collector/state.json")
+    assert json.loads(kept.download_as_bytes())["rules"]["signups-low"]["breaching_runs"] == 3
+    assert kept.content_type == "application/json"
