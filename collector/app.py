@@ -74,6 +74,18 @@ def load_alerting(
     return Alerting(rules, notifiers, store or _store(settings))
 
 
+def check_stores(settings: Settings) -> None:
+    """Open every store the settings name, as the factory will, probing each directory once:
+    ConfigError naming the setting if one cannot be written. For gunicorn's arbiter, before
+    any worker starts (the rule state's is checked with the rules)."""
+    for setting, url in (
+        ("BUDGET_STORE", settings.budget_store),
+        ("LEDGER_STORE", settings.ledger_store),
+    ):
+        if url:
+            open_store(url, setting)
+
+
 def build_answering(
     settings: Settings, reader: ExportReader, now: Callable[[], datetime]
 ) -> Answering:
@@ -132,12 +144,12 @@ def create_app(
             raise
     setup_logging(settings)
     clock = now or (lambda: datetime.now(UTC))
-    budget = reader.budget if reader else build_budget(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    reader = reader or ExportReader(settings, budget, now=clock)
     try:
+        budget = reader.budget if reader else build_budget(settings)
+        reader = reader or ExportReader(settings, budget, now=clock)
         answering = build_answering(settings, reader, clock)
         checker = build_checker(settings, answering, clock, rules, store)
     except ConfigError as exc:

@@ -339,13 +339,13 @@ def _ledger(r: _Reader) -> dict[str, Any]:
     }
 
 
-def _store_place(r: _Reader, setting: str, *, document: bool = False) -> str | None:
+def _store_place(r: _Reader, setting: str) -> str | None:
     """A store's setting, checked for being a place (where it is opened and probed is the
     factory's business: settings do no I/O)."""
     url = r.text(setting)
     if url is not None:
         try:
-            parse_location(url, setting, document=document)
+            parse_location(url, setting)
         except ValueError as exc:
             r.problems.append(str(exc))
     return url

@@ -91,15 +91,16 @@ def load_settings(
 
 
 def validate_or_exit() -> None:
-    """Load the configuration as a worker would (settings, rules, state store); if it does not
+    """Load the configuration as a worker would (settings, stores, rules); if it does not
     load, log the refusal once and exit with EXIT_CONFIG. For gunicorn's arbiter."""
     # Imported here: the application factory pulls in the reader and Flask, which the
     # gunicorn configuration does not need to import when it is only read.
-    from collector.app import load_alerting
+    from collector.app import check_stores, load_alerting
 
     settings = None
     try:
         settings = load_settings()
+        check_stores(settings)
         load_alerting(settings)
     except ConfigError as exc:
         refuse(exc.message, settings)

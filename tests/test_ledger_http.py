@@ -52,6 +52,10 @@ BASELINE_RULES = {
 }
 
 
+# A rule over the last hour alone: read with the newest windows, apart from last week's.
+QUIET_RULE = {"name": "quiet", "metric": "events", "window_minutes": 60, "below": 0}
+
+
 def app_for(sim: Simulator, tmp_path: Path, clock: Clock, rules: dict | None = None, **env: str):
     defaults = {
         "LEDGER_STORE": str(tmp_path / "ledger"),
@@ -215,3 +219,27 @@ def test_when_the_runs_read_fails_no_window_queries_again(sim: Simulator, tmp_pa
     body = app.test_client().get("/check").get_json()
     assert sim.queries - before == 1 and body["queries"] == 1
     assert {r["state"] for r in body["rules"]} == {"ERROR"}
+
+
+def test_a_check_numbers_its_reads_and_lists_its_rules_as_without_the_ledger(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """Each rule's `query` and the order of the run's figures are the same with the ledger as
+    without it (the grouping the export would read them in), whichever answers."""
+    rules = {**BASELINE_RULES, "rules": [*BASELINE_RULES["rules"], QUIET_RULE]}
+    clock = Clock(BASE + timedelta(days=8))
+    plain = create_app(
+        make_settings(sim.url, EXPORT_DEADLINE_SECONDS="30"),
+        reader=ExportReader(make_settings(sim.url), QueryBudget(60, 3), now=clock),
+        now=clock,
+        rules=parse_rules(rules, {}),
+        store=file_document(tmp_path / "plain.json"),
+    )
+    ledger = app_for(sim, tmp_path, clock, rules)
+    without = plain.test_client().get("/check?dry_run=1").get_json()
+    with_ledger = ledger.test_client().get("/check?dry_run=1").get_json()
+    assert [r["query"] for r in with_ledger["rules"]] == [r["query"] for r in without["rules"]]
+    assert max(r["query"] for r in without["rules"]) == 1  # two groups: a week apart
+    assert with_ledger["export"][0]["rules"] == [
+        name for group in without["export"] for name in group["rules"]
+    ]

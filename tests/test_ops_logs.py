@@ -30,7 +30,7 @@ from collector.alerting.message import KIND_ICONS
 from collector.alerting.rule_fields import SEVERITIES as RULE_SEVERITIES
 from collector.alerting.rules import parse_rules
 from collector.app import create_app
-from collector.metrics import METRICS as METRICS_SERVED
+from collector.metrics.registry import REGISTRY as METRICS_SERVED
 from collector.simulator import Fault, Simulator
 from collector.stores import file_document
 from tests.conftest import past_window

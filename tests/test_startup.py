@@ -75,6 +75,21 @@ def test_a_refusal_in_text_mode_is_one_line() -> None:
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("setting", ["BUDGET_STORE", "LEDGER_STORE"])
+def test_a_store_directory_that_cannot_be_written_stops_gunicorn_with_one_entry(
+    tmp_path: Path, setting: str
+) -> None:
+    # The factory probes it (settings do no I/O); gunicorn's arbiter asks the factory first,
+    # so that the refusal is one entry, not a worker exiting 3 without a word.
+    (tmp_path / "taken").write_text("a file where the directory should be")
+    done = refused({setting: str(tmp_path / "taken"), "K_SERVICE": "rt-mp-collector"})
+    assert done.returncode == 3
+    [entry] = entries(done.stdout)
+    assert entry["severity"] == "CRITICAL"
+    assert entry["message"].startswith(f"{setting}=")
+    assert "this service's user can write" in entry["message"]
+
+
 @pytest.mark.parametrize(
     ("text", "state_store", "message"),
     [

@@ -442,3 +442,26 @@ def test_a_state_object_written_by_0_3_0_is_read_and_updated_in_place(bucket: st
     kept = client().bucket(bucket).get_blob("collector/state.json")
     assert json.loads(kept.download_as_bytes())["rules"]["signups-low"]["breaching_runs"] == 3
     assert kept.content_type == "application/json"
+
+
+@pytest.mark.parametrize("name", [".state.json", "état.json", "rule state.json", "state"])
+def test_a_state_file_may_have_any_name_0_3_0_took(tmp_path: Path, name: str) -> None:
+    # Object names the ledger makes are plain; a person's state file need not be.
+    document = open_document(f"file:{tmp_path / name}", "STATE_STORE")
+    assert update(document, increment) == 1
+    assert json.loads((tmp_path / name).read_bytes()) == {"count": 1}
+
+
+@pytest.mark.parametrize("name", ["état.json", "rules/rule state.json", "state"])
+def test_a_state_object_may_have_any_name_0_3_0_took(bucket: str, name: str) -> None:
+    document = open_document(f"gs://{bucket}/{name}", "STATE_STORE", client=client())
+    assert update(document, increment) == 1
+    blob = client().bucket(bucket).get_blob(name)
+    assert json.loads(blob.download_as_bytes()) == {"count": 1}
+    assert blob.content_type == "application/json"  # whatever its name says
+
+
+@pytest.mark.parametrize("name", ["../escape", "a//b", "a/./b", "tab\there", ""])
+def test_an_object_name_that_is_no_relative_path_is_refused(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ValueError, match="not an object name"):
+        DirBlobStore(tmp_path).put(name, b"x")

@@ -79,11 +79,7 @@ def test_a_file_store_that_cannot_be_written_stops_start_up_with_one_entry(
     )
     with pytest.raises(ConfigError) as caught:
         create_app(settings)
-    assert caught.value.message.startswith(
-        f"STATE_STORE='file:{path}' cannot be used: cannot write file:{path.parent}"
-        if isinstance(path, Path)
-        else f"STATE_STORE='file:{path}' cannot be used: cannot write file:/proc/c"
-    )
+    assert caught.value.message.startswith(f"STATE_STORE: cannot write file:{path}: ")
     assert "give it a path this service's user can write" in caught.value.message
     [entry] = [e for e in json_entries(capsys.readouterr().out) if e["severity"] == "CRITICAL"]
     assert entry["message"] == caught.value.message

@@ -14,18 +14,16 @@ from collector.window import Window, floor_minute
 
 @dataclass(frozen=True)
 class RuleWindows:
+    """A rule and its windows: the one it watches, and what a drop or rise compares it with."""
+
     rule: Rule
     current: Window
     baselines: tuple[Window, ...] = ()  # what a drop/rise compares with, nearest first
 
     @property
     def previous(self) -> Window | None:
+        """The nearest baseline window, shown beside the value."""
         return self.baselines[0] if self.baselines else None
-
-    @property
-    def span(self) -> Window:
-        start = min([self.current.start, *(b.start for b in self.baselines)])
-        return Window(start, self.current.end)
 
 
 def rule_windows(rule: Rule, now: datetime) -> RuleWindows:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.alerting.problems import Problems, shown
-from collector.metrics import METRICS
 from collector.metrics.registry import REGISTRY
 from collector.suggest import closest
 
@@ -69,7 +68,7 @@ FIELDS: dict[str, Field] = {
         "lowercase letters, digits, - or _ (at most 63)",
         lambda v: isinstance(v, str) and bool(NAME.match(v)),
     ),
-    "metric": _one_of(tuple(METRICS)),
+    "metric": _one_of(tuple(REGISTRY)),
     "events": Field("a list of event names", _names),
     "window_minutes": _whole(1, 60 * 24 * 7),
     "lag_minutes": _whole(0, 24 * 60),

@@ -281,9 +281,7 @@ def metric_request(
     return window_request(name, params, settings, now)
 
 
-def date_request(
-    params: dict[str, list[str]], now: datetime, name: str = "active_users"
-) -> MetricRequest:
+def date_request(params: dict[str, list[str]], now: datetime, name: str) -> MetricRequest:
     """A UTC day's request (`date`, default today: up to now)."""
     _check_known(params, DATE_PARAMS)
     raw = _single(params, "date")

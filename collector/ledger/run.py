@@ -13,20 +13,26 @@ from typing import TYPE_CHECKING, Any
 
 from collector.errors import CollectorError
 from collector.metrics.answer import Answers, Ask, MetricAnswer
+from collector.metrics.answering import query_groups
 from collector.window import Window
 
 if TYPE_CHECKING:
     from collector.ledger.service import LedgerService, Memo
 
 
-def answer_all(ledger: LedgerService, asks: Sequence[Ask]) -> Answers:
-    """Every ask's windows from the ledger and one prefetch; see the module."""
+def answer_all(ledger: LedgerService, asks: Sequence[Ask], max_days: int) -> Answers:
+    """Every ask's windows from the ledger and one prefetch; see the module. The asks are
+    taken in the order, and numbered by the groups, that the export would read them in
+    (`query_groups`), as the `/check` figures have always listed them."""
+    groups = query_groups(asks, max_days)
+    asks = [ask for group in groups for ask in group.asks]
     requests = [r for ask in asks for r in ask.requests]
     if not requests:
         return Answers({}, [], 0)
     deadline = ledger.reader.deadline()
     memo: Memo = {}
     answers = Answers({}, [], 0)
+    answers.query_of = {ask.label: k for k, group in enumerate(groups) for ask in group.asks}
     refused: CollectorError | None = None
     unread = None  # the run's read failed: the windows answer from what is kept, no more reads
     try:

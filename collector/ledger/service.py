@@ -74,7 +74,7 @@ class LedgerService:
     def answer_all(self, asks: Sequence[Ask]) -> Answers:
         """Every ask's windows, what they lack read first in one query (`Answering`;
         `collector.ledger.run`)."""
-        return answer_all(self, asks)
+        return answer_all(self, asks, self.max_query_seconds // DAY)
 
     def compute(
         self,

@@ -43,6 +43,7 @@ class LedgerFigures:
     warning: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        """The `ledger` object of the JSON answer (`error`, `warning` only when there is one)."""
         out = {k: v for k, v in self.__dict__.items() if k not in ("error", "warning")}
         out.update({k: v for k in ("error", "warning") if (v := getattr(self, k)) is not None})
         return out
@@ -65,6 +66,7 @@ class MetricAnswer:
 
     @property
     def metric(self) -> str:
+        """The metric's name."""
         return self.request.metric
 
     def as_dict(self) -> dict[str, Any]:

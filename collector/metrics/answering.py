@@ -59,7 +59,7 @@ class ExportAnswering:
         window of the group."""
         deadline = self.reader.deadline()
         answers = Answers({}, [], 0)
-        for index, group in enumerate(_groups(asks, self.max_query_days)):
+        for index, group in enumerate(query_groups(asks, self.max_query_days)):
             answers.query_of.update((ask.label, index) for ask in group.asks)
             slots = {
                 (ask.label, k): Slot(r.metric, r.window, r.events, self.exact_cap)
@@ -102,13 +102,16 @@ class ExportAnswering:
 
 
 @dataclass(frozen=True)
-class _Group:
+class QueryGroup:
+    """Asks read by one Export query: its window, and its event names if every ask names some."""
+
     window: Window
     events: tuple[str, ...]  # () = every event
     asks: tuple[Ask, ...]
 
 
-def _groups(asks: Sequence[Ask], max_days: int) -> list[_Group]:
+def query_groups(asks: Sequence[Ask], max_days: int) -> list[QueryGroup]:
+    """The asks in groups that fit one query each (see the module), in order of start."""
     groups: list[list[Ask]] = []
     limit = timedelta(days=max_days)
     for ask in sorted(asks, key=lambda a: (_span(a).start, _span(a).end)):
@@ -129,7 +132,7 @@ def _span(ask: Ask) -> Window:
     )
 
 
-def _group(asks: list[Ask]) -> _Group:
+def _group(asks: list[Ask]) -> QueryGroup:
     window = Window(min(_span(a).start for a in asks), max(_span(a).end for a in asks))
     # The query can name events only if every request names some; one over all events (or
     # active_users) needs the whole stream.
@@ -138,4 +141,4 @@ def _group(asks: list[Ask]) -> _Group:
         events = tuple(sorted({e for r in requests for e in r.events}))
     else:
         events = ()
-    return _Group(window, events, tuple(asks))
+    return QueryGroup(window, events, tuple(asks))

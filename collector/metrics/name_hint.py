@@ -9,7 +9,6 @@ name of the slices it keeps, so `sign up` there finds `Sign Up`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from collector.export.batch import Batch
 from collector.export.reader import Sink
@@ -51,12 +50,6 @@ class NamesSeen:
             f"no event named {listed} was read in the window: event names are exact and "
             "case-sensitive; /events without event= lists the window's names in by_event"
         )
-
-    def add_hint(self, body: dict[str, Any]) -> None:
-        """Put the hint in an answer's body, if there is one."""
-        hint = self.hint()
-        if hint is not None:
-            body["hint"] = hint
 
     def _shown(self, name: str) -> str:
         close = closest(name, sorted(self.sample))

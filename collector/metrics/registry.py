@@ -9,9 +9,10 @@ if it counts something new), not a branch in each of them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from collector.metrics.aggregators import DistinctUsers, EventCounts
+if TYPE_CHECKING:
+    from collector.metrics.aggregators import DistinctUsers, EventCounts
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class Metric:
 
     def aggregator(self, exact_cap: int = 0) -> EventCounts | DistinctUsers:
         """A new, empty aggregator of what this metric counts (EXACT_DISTINCT_CAP for users)."""
+        # Loaded here, not with the table: reading a rules file needs the metrics' names, not
+        # numpy and the sketches.
+        from collector.metrics.aggregators import DistinctUsers, EventCounts
+
         return EventCounts() if self.counts == "events" else DistinctUsers(exact_cap)
 
 

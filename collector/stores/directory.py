@@ -38,17 +38,26 @@ class DirBlobStore:
         return f"DirBlobStore({str(self.root)!r})"
 
     def get(self, name: str, *, seconds: float | None = None) -> tuple[bytes, str] | None:
+        """The file's bytes and their SHA-256, or None if there is none."""
         check_name(name)
         try:
             data = (self.root / name).read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise StoreError(f"cannot read {self.describe()}/{name}: {exc.strerror}") from exc
+            raise StoreError(
+                f"cannot read {self.describe()}/{name}: {exc.strerror or exc}"
+            ) from exc
         return data, _digest(data)
 
     def put(
-        self, name: str, data: bytes, *, if_version: Any = None, seconds: float | None = None
+        self,
+        name: str,
+        data: bytes,
+        *,
+        if_version: Any = None,
+        seconds: float | None = None,
+        content_type: str = "application/octet-stream",
     ) -> str:
         check_name(name)
         path = self.root / name
@@ -62,7 +71,9 @@ class DirBlobStore:
                         raise StoreConflict(f"{self.describe()}/{name} changed since it was read")
                 _replace(path, data)
         except OSError as exc:
-            raise StoreError(f"cannot write {self.describe()}/{name}: {exc.strerror}") from exc
+            raise StoreError(
+                f"cannot write {self.describe()}/{name}: {exc.strerror or exc}"
+            ) from exc
         return _digest(data)
 
     def names(self, prefix: str = "", *, seconds: float | None = None) -> list[str]:
@@ -76,7 +87,7 @@ class DirBlobStore:
                 if path.is_file() and not hidden and rel.startswith(prefix):
                     found.append(rel)
         except OSError as exc:
-            raise StoreError(f"cannot list {self.describe()}: {exc.strerror}") from exc
+            raise StoreError(f"cannot list {self.describe()}: {exc.strerror or exc}") from exc
         return sorted(found)
 
     def delete(self, name: str, *, seconds: float | None = None) -> None:
@@ -88,7 +99,9 @@ class DirBlobStore:
                     path.unlink()
                 _remove_empty_parents(path, self.root)
         except OSError as exc:
-            raise StoreError(f"cannot delete {self.describe()}/{name}: {exc.strerror}") from exc
+            raise StoreError(
+                f"cannot delete {self.describe()}/{name}: {exc.strerror or exc}"
+            ) from exc
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

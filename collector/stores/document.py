@@ -55,7 +55,10 @@ class Document:
         ABSENT: only if there is none yet); the new version. Never unconditional: two runs
         must not overwrite each other's state."""
         return self.store.put(
-            self.name, encode(doc), if_version=ABSENT if version is None else version
+            self.name,
+            encode(doc),
+            if_version=ABSENT if version is None else version,
+            content_type="application/json",
         )
 
 

@@ -86,7 +86,13 @@ class GcsBlobStore:
         return data, int(blob.generation)
 
     def put(
-        self, name: str, data: bytes, *, if_version: Any = None, seconds: float | None = None
+        self,
+        name: str,
+        data: bytes,
+        *,
+        if_version: Any = None,
+        seconds: float | None = None,
+        content_type: str = "application/octet-stream",
     ) -> int:
         timeout, retry = limits(seconds)
         write_id = uuid.uuid4().hex
@@ -101,7 +107,7 @@ class GcsBlobStore:
                 # 412, recognised below by its write id.
                 blob.upload_from_string(
                     data,
-                    content_type=_content_type(name),
+                    content_type=content_type,
                     timeout=timeout,
                     retry=retry if if_version is not None else None,
                     **kwargs,
@@ -138,11 +144,6 @@ class GcsBlobStore:
         if current is not None and (current.metadata or {}).get(WRITE_ID_KEY) == write_id:
             return int(current.generation)
         return None
-
-
-def _content_type(name: str) -> str:
-    # What a person sees in the console: the rule state is JSON, the rest packed bytes.
-    return "application/json" if name.endswith(".json") else "application/octet-stream"
 
 
 def limits(seconds: float | None) -> tuple[float, Retry]:

@@ -31,13 +31,6 @@ class Location:
     path: str  # the prefix in the bucket, or the directory
     name: str | None = None  # a document's object name in that place
 
-    @property
-    def what(self) -> str:
-        """How the refusal of a place that cannot be written names what to give instead."""
-        if self.name is None:
-            return "a directory this service's user can write, or gs://<bucket>/<prefix>"
-        return "a path this service's user can write, or gs://<bucket>/<object>"
-
 
 def parse_location(url: str, setting: str, *, document: bool = False) -> Location:
     """`url` as a place for a store (or, with `document`, for one object); ValueError naming
@@ -109,7 +102,7 @@ def open_document(
     document = Document(store, where.name)
     if check and store.local:
         try:
-            probe(store)
+            probe(store, beside=where.name)
             store.get(where.name)
         except StoreError as exc:
             raise _unusable(where, exc) from None
@@ -134,7 +127,18 @@ def _backend(where: Location, client: storage.Client | None) -> BlobStore:
     return GcsBlobStore(where.bucket, where.path, client)
 
 
+# How each store's refusal reads at start-up (their words since 0.3.0); another setting's, the
+# first.
+REFUSALS = {
+    "BUDGET_STORE": "{setting}={url!r} cannot be used: {problem}; give it a directory this "
+    "service's user can write, or a Cloud Storage prefix (gs://<bucket>/<prefix>)",
+    "LEDGER_STORE": "{setting}={url}: {problem}; give a directory this service's user can "
+    "write, or gs://<bucket>/<prefix>",
+    "STATE_STORE": "{setting}: {problem}; give it a path this service's user can write, or a "
+    "Cloud Storage object (gs://<bucket>/<object>)",
+}
+
+
 def _unusable(where: Location, exc: StoreError) -> ConfigError:
-    return ConfigError(
-        f"{where.setting}={where.url!r} cannot be used: {exc.message}; give it {where.what}"
-    )
+    refusal = REFUSALS.get(where.setting, REFUSALS["BUDGET_STORE"])
+    return ConfigError(refusal.format(setting=where.setting, url=where.url, problem=exc.message))
